@@ -1,0 +1,1 @@
+"""Entry points: the HTTP app, the CLI, settings, logging and the database (URL or embedded)."""

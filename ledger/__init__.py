@@ -1,0 +1,1 @@
+"""Amiyan's core: double-entry accounts and transfers, vouchers, and the audit log. Imports nothing from api/ or treasury/."""

@@ -1,0 +1,20 @@
+"""Money is an integer number of tiyn (1 tenge = 100 tiyn) in one asset; never a float."""
+
+from enum import IntEnum
+
+
+class Asset(IntEnum):
+    """The rail the money lives on. A transfer never crosses assets (`different_assets`)."""
+
+    KZT = 1  # ordinary treasury tenge
+    DIGITAL_KZT = 2  # the National Bank's digital tenge (CBDC), which can be marked for a purpose
+
+
+TIYN_PER_TENGE = 100
+
+
+def format_tiyn(amount_tiyn: int) -> str:
+    """Render tiyn as tenge for people: 123456 -> '1 234.56'."""
+    sign = "-" if amount_tiyn < 0 else ""
+    tenge, tiyn = divmod(abs(amount_tiyn), TIYN_PER_TENGE)
+    return f"{sign}{tenge:,}.{tiyn:02d}".replace(",", " ")

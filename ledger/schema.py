@@ -1,0 +1,103 @@
+"""The ledger's tables, as SQLAlchemy metadata with stable constraint names.
+
+Alembic migrations (hand-written SQL in migrations/versions) own the schema; this metadata mirrors it so a
+test can prove the two agree, and so constraint names have one source for the error map.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Uuid,
+    text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("asset", SmallInteger, nullable=False),
+    Column("code", SmallInteger, nullable=False),
+    Column("flags", Integer, nullable=False),
+    Column("user_data_128", Uuid, nullable=False),
+    Column("user_data_64", BigInteger, nullable=False),
+    Column("user_data_32", Integer, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False, unique=True),
+    CheckConstraint("asset > 0", name="asset_positive"),
+    CheckConstraint("code > 0", name="code_positive"),
+    CheckConstraint(
+        "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0",
+        name="counters_not_negative",
+    ),
+    CheckConstraint(
+        "flags & 2 = 0 OR debits_pending + debits_posted <= credits_posted", name="debits_must_not_exceed_credits"
+    ),
+    CheckConstraint(
+        "flags & 4 = 0 OR credits_pending + credits_posted <= debits_posted", name="credits_must_not_exceed_debits"
+    ),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("debit_account_id", Uuid, nullable=False),
+    Column("credit_account_id", Uuid, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("asset", SmallInteger, nullable=False),
+    Column("code", SmallInteger, nullable=False),
+    Column("flags", Integer, nullable=False),
+    Column("pending_id", Uuid, nullable=True),
+    Column("timeout_s", Integer, nullable=False),
+    Column("user_data_128", Uuid, nullable=False),
+    Column("user_data_64", BigInteger, nullable=False),
+    Column("user_data_32", Integer, nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("timestamp", BigInteger, nullable=False, unique=True),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="accounts_different"),
+    Index("ix_transfers_debit_account_id_timestamp", "debit_account_id", "timestamp"),
+    Index("ix_transfers_credit_account_id_timestamp", "credit_account_id", "timestamp"),
+    # At most one post, void or expiry per pending transfer: double posting is impossible at the database.
+    Index(
+        "uq_transfers_pending_id",
+        "pending_id",
+        unique=True,
+        postgresql_where=text("pending_id IS NOT NULL"),
+    ),
+)
+
+transfer_failures = Table(
+    "transfer_failures",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("result", SmallInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+pending_timeouts = Table(
+    "pending_timeouts",
+    metadata,
+    Column("transfer_id", Uuid, primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)

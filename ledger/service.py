@@ -1,0 +1,113 @@
+"""`Ledger`: the core's public face. Each method is one request in one transaction through the unit of work,
+and logs one line with its batch id, event count, result counts and duration."""
+
+import datetime as dt
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import structlog
+
+from ledger import store
+from ledger.accounts import Account, AccountBalance
+from ledger.clock import datetime_to_timestamp
+from ledger.errors import BatchTooLarge
+from ledger.ids import new_id
+from ledger.limits import BATCH_EVENTS_MAX, PAGE_TRANSFERS_MAX
+from ledger.results import CreateAccountResult, CreateTransferResult
+from ledger.transfers import StoredTransfer, Transfer
+from ledger.unit_of_work import UnitOfWork
+
+log = structlog.get_logger("ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's four counters at some moment."""
+
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPage:
+    transfers: tuple[StoredTransfer, ...]
+    # Pass back as `after` for the next page; None when this page is the last.
+    next_cursor: int | None
+
+
+class Ledger:
+    def __init__(self, unit_of_work: UnitOfWork) -> None:
+        self.unit_of_work = unit_of_work
+
+    def create_accounts(self, events: Sequence[Account]) -> list[CreateAccountResult]:
+        _check_batch_size(len(events))
+        if not events:
+            return []
+        started = time.perf_counter()
+        results, _ = self.unit_of_work.run(lambda connection: store.create_accounts(connection, events))
+        _log_request("create_accounts", results, started)
+        return results
+
+    def create_transfers(self, events: Sequence[Transfer]) -> list[CreateTransferResult]:
+        _check_batch_size(len(events))
+        if not events:
+            return []
+        started = time.perf_counter()
+        results = self.unit_of_work.run(lambda connection: create_transfers_in(connection, events))
+        _log_request("create_transfers", results, started)
+        return results
+
+    def lookup_accounts(self, ids: Sequence[uuid.UUID]) -> list[AccountBalance]:
+        return self.unit_of_work.read(lambda connection: store.lookup_accounts(connection, ids))
+
+    def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[StoredTransfer]:
+        return self.unit_of_work.read(lambda connection: store.lookup_transfers(connection, ids))
+
+    def balance_as_of(self, account_id: uuid.UUID, moment: dt.datetime | int) -> Balance:
+        """The account's counters counting every transfer stamped at or before `moment`."""
+        at = moment if isinstance(moment, int) else datetime_to_timestamp(moment)
+        counters = self.unit_of_work.read(lambda connection: store.balance_as_of(connection, account_id, at))
+        return Balance(*counters)
+
+    def account_transfers(self, account_id: uuid.UUID, after: int | None = None, limit: int = 100) -> TransferPage:
+        """One page of the account's transfers in ledger order; `after` is the previous page's cursor."""
+        limit = max(1, min(limit, PAGE_TRANSFERS_MAX))
+        rows = self.unit_of_work.read(
+            lambda connection: store.account_transfers(connection, account_id, after or 0, limit + 1)
+        )
+        page = tuple(rows[:limit])
+        return TransferPage(page, page[-1].timestamp if len(rows) > limit else None)
+
+    def invariant_violations(self) -> list[str]:
+        return self.unit_of_work.read(store.invariant_violations)
+
+
+def create_transfers_in(
+    connection: psycopg.Connection[Any], events: Sequence[Transfer]
+) -> list[CreateTransferResult]:
+    """`create_transfers` inside a transaction someone else owns (treasury composes it with its own rows)."""
+    results, _ = store.create_transfers(connection, events)
+    return results
+
+
+def _check_batch_size(count: int) -> None:
+    if count > BATCH_EVENTS_MAX:
+        raise BatchTooLarge(f"a request carries at most {BATCH_EVENTS_MAX} events, got {count}")
+
+
+def _log_request(operation: str, results: Sequence[CreateAccountResult | CreateTransferResult], started: float) -> None:
+    counts = Counter(result.name for result in results)
+    log.info(
+        operation,
+        batch_id=str(new_id()),
+        events=len(results),
+        results=dict(counts),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    )

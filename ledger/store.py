@@ -1,0 +1,387 @@
+"""The set-based SQL behind a ledger request. Every function takes an open psycopg connection inside the
+unit of work's transaction and never commits.
+
+A `create_transfers` request costs four round trips whatever its size: (1) the pending transfers it
+references and any expired reservations, (2) one id-ordered `SELECT … FOR UPDATE` of every account it can
+touch, (3) the existing ids, resolutions, failed ids and a block of ledger timestamps, read *after* the
+locks so they are current, then the in-memory decision (`ledger.batches`), and (4) one multi-row insert of
+the new transfers and one update of the touched accounts through `ledger_apply_balances`, which refuses a
+batch whose debits and credits differ.
+"""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from ledger.accounts import Account, AccountBalance, AccountFlags, compare_existing_account, validate_account
+from ledger.batches import AccountState, TransferBatch
+from ledger.clock import business_date
+from ledger.ids import ZERO_ID
+from ledger.limits import EXPIRY_PER_BATCH_MAX
+from ledger.results import CreateAccountResult, CreateTransferResult
+from ledger.transfers import StoredTransfer, Transfer
+
+
+
+def _transfer_columns(table: str) -> str:
+    """Columns in `StoredTransfer` field order; a missing pending id reads as the zero id."""
+    t = table
+    return (
+        f"{t}.id, {t}.debit_account_id, {t}.credit_account_id, {t}.amount, {t}.asset, {t}.code, {t}.flags, "
+        f"coalesce({t}.pending_id, '00000000-0000-0000-0000-000000000000'::uuid), {t}.timeout_s, "
+        f'{t}.user_data_128, {t}.user_data_64, {t}.user_data_32, {t}.effective_date, {t}."timestamp"'
+    )
+
+
+TRANSFER_COLUMNS = _transfer_columns("transfers")
+ACCOUNT_COLUMNS = (
+    "id, asset, code, flags, user_data_128, user_data_64, user_data_32, debits_pending, debits_posted, "
+    'credits_pending, credits_posted, "timestamp"'
+)
+
+_SELECT_TRANSFERS = f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s::uuid[])"
+_SELECT_EXPIRED = f"""
+SELECT {_transfer_columns("t")}
+  FROM pending_timeouts pt JOIN transfers t ON t.id = pt.transfer_id
+ WHERE pt.expires_at <= (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 1000
+ ORDER BY pt.expires_at
+ LIMIT {EXPIRY_PER_BATCH_MAX}
+   FOR UPDATE OF pt SKIP LOCKED
+"""
+_LOCK_ACCOUNTS = """
+SELECT id, asset, code, flags, debits_pending, debits_posted, credits_pending, credits_posted
+  FROM accounts WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
+"""
+_SELECT_RESOLUTIONS = "SELECT pending_id, flags FROM transfers WHERE pending_id = ANY(%s::uuid[])"
+_SELECT_FAILURES = "SELECT id, result FROM transfer_failures WHERE id = ANY(%s::uuid[])"
+_RESERVE_TIMESTAMPS = "SELECT ledger_clock_reserve(%s)"
+_INSERT_TRANSFERS = """
+INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,
+                       timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
+SELECT id, debit_account_id, credit_account_id, amount, asset, code, flags, nullif(pending_id, %s::uuid),
+       timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp"
+  FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::bigint[], %s::smallint[], %s::smallint[], %s::int[],
+              %s::uuid[], %s::int[], %s::uuid[], %s::bigint[], %s::int[], %s::date[], %s::bigint[])
+    AS n(id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
+         user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
+"""
+_APPLY_BALANCES = "SELECT ledger_apply_balances(%s::uuid[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::int[])"
+_INSERT_FAILURES = """
+INSERT INTO transfer_failures (id, result, "timestamp")
+SELECT id, result, %s FROM unnest(%s::uuid[], %s::smallint[]) AS n(id, result)
+ON CONFLICT (id) DO NOTHING
+"""
+_INSERT_TIMEOUTS = """
+INSERT INTO pending_timeouts (transfer_id, expires_at)
+SELECT * FROM unnest(%s::uuid[], %s::bigint[])
+"""
+_DELETE_TIMEOUTS = "DELETE FROM pending_timeouts WHERE transfer_id = ANY(%s::uuid[])"
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    return value if isinstance(value, uuid.UUID) and value != ZERO_ID else None
+
+
+def create_transfers(
+    connection: psycopg.Connection[Any], events: Sequence[Transfer]
+) -> tuple[list[CreateTransferResult], TransferBatch]:
+    """Decide and write one batch; returns one result per event and the decided batch (rows written)."""
+    event_ids: list[uuid.UUID] = []
+    pending_ids: list[uuid.UUID] = []
+    account_ids: set[uuid.UUID] = set()
+    for event in events:
+        if isinstance(event.id, uuid.UUID):
+            event_ids.append(event.id)
+        pending = _uuid_or_none(event.pending_id)
+        if pending is not None:
+            pending_ids.append(pending)
+        for account_id in (event.debit_account_id, event.credit_account_id):
+            if _uuid_or_none(account_id) is not None:
+                account_ids.add(account_id)
+
+    transfers: dict[uuid.UUID, StoredTransfer] = {}
+    with connection.pipeline() as pipeline:
+        pending_cursor = connection.execute(_SELECT_TRANSFERS, (pending_ids,)) if pending_ids else None
+        expired_cursor = connection.execute(_SELECT_EXPIRED)
+        pipeline.sync()
+        for row in (pending_cursor.fetchall() if pending_cursor is not None else []):
+            transfers[row[0]] = StoredTransfer(*row)
+        expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()]
+    expired_ids = [row.id for row in expired]
+    for row in expired:
+        transfers[row.id] = row
+    for row in transfers.values():
+        account_ids.add(row.debit_account_id)
+        account_ids.add(row.credit_account_id)
+
+    timestamps_needed = len(events) + len(expired)
+    with connection.pipeline() as pipeline:
+        lock_cursor = connection.execute(_LOCK_ACCOUNTS, (list(account_ids),))
+        existing_cursor = connection.execute(_SELECT_TRANSFERS, (event_ids,))
+        resolution_cursor = (
+            connection.execute(_SELECT_RESOLUTIONS, (pending_ids + expired_ids,))
+            if pending_ids or expired_ids
+            else None
+        )
+        failure_cursor = connection.execute(_SELECT_FAILURES, (event_ids,))
+        clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(timestamps_needed, 1),))
+        pipeline.sync()
+        accounts = {row[0]: AccountState(*row) for row in lock_cursor.fetchall()}
+        for row in existing_cursor.fetchall():
+            transfers[row[0]] = StoredTransfer(*row)
+        resolutions = dict(resolution_cursor.fetchall()) if resolution_cursor is not None else {}
+        failed = dict(failure_cursor.fetchall())
+        clock_row = clock_cursor.fetchone()
+    assert clock_row is not None
+    first_timestamp = int(clock_row[0])
+
+    batch = TransferBatch(
+        accounts=accounts,
+        transfers=transfers,
+        resolutions=resolutions,
+        failed=failed,
+        first_timestamp=first_timestamp,
+        business_date=business_date(first_timestamp),
+    )
+    expiry_timestamps = batch.expire(expired_ids)
+    results = batch.run(list(events), timestamp_offset=expiry_timestamps)
+    _write_batch(connection, batch, expired_ids)
+    return results, batch
+
+
+def _write_batch(connection: psycopg.Connection[Any], batch: TransferBatch, expired_ids: list[uuid.UUID]) -> None:
+    rows = batch.inserted
+    with connection.pipeline():
+        if rows:
+            connection.execute(
+                _INSERT_TRANSFERS,
+                (
+                    ZERO_ID,
+                    [r.id for r in rows],
+                    [r.debit_account_id for r in rows],
+                    [r.credit_account_id for r in rows],
+                    [r.amount for r in rows],
+                    [r.asset for r in rows],
+                    [r.code for r in rows],
+                    [r.flags for r in rows],
+                    [r.pending_id for r in rows],
+                    [r.timeout_s for r in rows],
+                    [r.user_data_128 for r in rows],
+                    [r.user_data_64 for r in rows],
+                    [r.user_data_32 for r in rows],
+                    [r.effective_date for r in rows],
+                    [r.timestamp for r in rows],
+                ),
+            )
+            touched = [batch.accounts[account_id] for account_id in batch.touched]
+            connection.execute(
+                _APPLY_BALANCES,
+                (
+                    [a.id for a in touched],
+                    [a.debits_pending for a in touched],
+                    [a.debits_posted for a in touched],
+                    [a.credits_pending for a in touched],
+                    [a.credits_posted for a in touched],
+                    [a.flags for a in touched],
+                ),
+            )
+        if batch.new_failures:
+            connection.execute(
+                _INSERT_FAILURES,
+                (
+                    batch.first_timestamp,
+                    [failure[0] for failure in batch.new_failures],
+                    [failure[1] for failure in batch.new_failures],
+                ),
+            )
+        if batch.new_timeouts:
+            connection.execute(
+                _INSERT_TIMEOUTS,
+                ([timeout[0] for timeout in batch.new_timeouts], [timeout[1] for timeout in batch.new_timeouts]),
+            )
+        if expired_ids:
+            connection.execute(_DELETE_TIMEOUTS, (expired_ids,))
+
+
+_SELECT_ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s::uuid[])"
+_INSERT_ACCOUNTS = """
+INSERT INTO accounts (id, asset, code, flags, user_data_128, user_data_64, user_data_32,
+                      debits_pending, debits_posted, credits_pending, credits_posted, "timestamp")
+SELECT id, asset, code, flags, user_data_128, user_data_64, user_data_32, 0, 0, 0, 0, "timestamp"
+  FROM unnest(%s::uuid[], %s::smallint[], %s::smallint[], %s::int[], %s::uuid[], %s::bigint[], %s::int[],
+              %s::bigint[])
+    AS n(id, asset, code, flags, user_data_128, user_data_64, user_data_32, "timestamp")
+"""
+
+
+def create_accounts(
+    connection: psycopg.Connection[Any], events: Sequence[Account]
+) -> tuple[list[CreateAccountResult], list[AccountBalance]]:
+    """Create accounts; one result per event. Linked chains are created or refused as a whole."""
+    ids = [event.id for event in events if isinstance(event.id, uuid.UUID)]
+    with connection.pipeline() as pipeline:
+        existing_cursor = connection.execute(_SELECT_ACCOUNTS, (ids,))
+        clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(len(events), 1),))
+        pipeline.sync()
+        existing = {row[0]: AccountBalance(*row) for row in existing_cursor.fetchall()}
+        clock_row = clock_cursor.fetchone()
+    assert clock_row is not None
+    first_timestamp = int(clock_row[0])
+
+    results = [CreateAccountResult.ok] * len(events)
+    created: list[AccountBalance] = []
+    count = len(events)
+    index = 0
+    while index < count:
+        end = index
+        while end < count and _is_linked(events[end].flags):
+            end += 1
+        chain_open = end == count
+        last = count - 1 if chain_open else end
+        mark = len(created)
+        failed_at, failure = -1, CreateAccountResult.ok
+        for position in range(index, last + 1):
+            if chain_open and position == last:
+                failed_at, failure = position, CreateAccountResult.linked_event_chain_open
+                break
+            result = _decide_account(events[position], existing, first_timestamp + position, created)
+            results[position] = result
+            if result is not CreateAccountResult.ok and result is not CreateAccountResult.exists:
+                failed_at, failure = position, result
+                break
+        if failed_at >= 0:
+            for row in created[mark:]:
+                del existing[row.id]
+            del created[mark:]
+            for position in range(index, last + 1):
+                results[position] = CreateAccountResult.linked_event_failed
+            results[failed_at] = failure
+        index = last + 1
+
+    if created:
+        connection.execute(
+            _INSERT_ACCOUNTS,
+            (
+                [a.id for a in created],
+                [a.asset for a in created],
+                [a.code for a in created],
+                [a.flags for a in created],
+                [a.user_data_128 for a in created],
+                [a.user_data_64 for a in created],
+                [a.user_data_32 for a in created],
+                [a.timestamp for a in created],
+            ),
+        )
+    return results, created
+
+
+def _is_linked(flags: object) -> bool:
+    return isinstance(flags, int) and bool(flags & AccountFlags.LINKED)
+
+
+def _decide_account(
+    event: Account, existing: dict[uuid.UUID, AccountBalance], timestamp: int, created: list[AccountBalance]
+) -> CreateAccountResult:
+    result = validate_account(event)
+    if result is not CreateAccountResult.ok:
+        return result
+    stored = existing.get(event.id)
+    if stored is not None:
+        return compare_existing_account(event, stored)
+    row = AccountBalance(
+        id=event.id,
+        asset=event.asset,
+        code=event.code,
+        flags=event.flags & ~AccountFlags.LINKED,
+        user_data_128=event.user_data_128,
+        user_data_64=event.user_data_64,
+        user_data_32=event.user_data_32,
+        debits_pending=0,
+        debits_posted=0,
+        credits_pending=0,
+        credits_posted=0,
+        timestamp=timestamp,
+    )
+    existing[event.id] = row
+    created.append(row)
+    return CreateAccountResult.ok
+
+
+def lookup_accounts(connection: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> list[AccountBalance]:
+    rows = connection.execute(_SELECT_ACCOUNTS + " ORDER BY id", (list(ids),)).fetchall()
+    return [AccountBalance(*row) for row in rows]
+
+
+def lookup_transfers(connection: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> list[StoredTransfer]:
+    rows = connection.execute(_SELECT_TRANSFERS + ' ORDER BY "timestamp"', (list(ids),)).fetchall()
+    return [StoredTransfer(*row) for row in rows]
+
+
+_SELECT_ACCOUNT_TRANSFERS = f"""
+SELECT {_transfer_columns("page")} FROM (
+    (SELECT * FROM transfers WHERE debit_account_id = %(account)s AND "timestamp" > %(after)s
+      ORDER BY "timestamp" LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM transfers WHERE credit_account_id = %(account)s AND "timestamp" > %(after)s
+      ORDER BY "timestamp" LIMIT %(limit)s)
+) page ORDER BY "timestamp" LIMIT %(limit)s
+"""
+
+
+def account_transfers(
+    connection: psycopg.Connection[Any], account_id: uuid.UUID, after_timestamp: int, limit: int
+) -> list[StoredTransfer]:
+    """An account's transfers in ledger order, strictly after `after_timestamp` (the cursor)."""
+    rows = connection.execute(
+        _SELECT_ACCOUNT_TRANSFERS, {"account": account_id, "after": after_timestamp, "limit": limit}
+    ).fetchall()
+    return [StoredTransfer(*row) for row in rows]
+
+
+_BALANCE_AS_OF = """
+WITH moves AS (
+    SELECT t.debit_account_id = %(account)s AS is_debit, t.flags, t.amount, p.amount AS released
+      FROM transfers t LEFT JOIN transfers p ON p.id = t.pending_id
+     WHERE (t.debit_account_id = %(account)s OR t.credit_account_id = %(account)s)
+       AND t."timestamp" <= %(at)s
+)
+SELECT coalesce(sum(CASE WHEN flags & 2 <> 0 THEN amount ELSE 0 END - coalesce(released, 0))
+                FILTER (WHERE is_debit), 0)::bigint,
+       coalesce(sum(amount) FILTER (WHERE is_debit AND flags & 10 = 0), 0)::bigint,
+       coalesce(sum(CASE WHEN flags & 2 <> 0 THEN amount ELSE 0 END - coalesce(released, 0))
+                FILTER (WHERE NOT is_debit), 0)::bigint,
+       coalesce(sum(amount) FILTER (WHERE NOT is_debit AND flags & 10 = 0), 0)::bigint
+  FROM moves
+"""
+
+
+def balance_as_of(
+    connection: psycopg.Connection[Any], account_id: uuid.UUID, timestamp: int
+) -> tuple[int, int, int, int]:
+    """(debits_pending, debits_posted, credits_pending, credits_posted) including every transfer stamped at
+    or before `timestamp`."""
+    row = connection.execute(_BALANCE_AS_OF, {"account": account_id, "at": timestamp}).fetchone()
+    assert row is not None
+    return (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def invariant_violations(connection: psycopg.Connection[Any]) -> list[str]:
+    """Every way the stored ledger breaks its invariants; empty when it is sound. Scans everything."""
+    problems: list[str] = []
+    row = connection.execute(
+        "SELECT coalesce(sum(debits_posted), 0) - coalesce(sum(credits_posted), 0),"
+        " coalesce(sum(debits_pending), 0) - coalesce(sum(credits_pending), 0) FROM accounts"
+    ).fetchone()
+    assert row is not None
+    if row[0] != 0 or row[1] != 0:
+        problems.append(f"zero sum broken: posted difference {row[0]}, pending difference {row[1]}")
+    mismatched = connection.execute(
+        "SELECT a.id FROM accounts a JOIN account_transfer_sums s ON s.account_id = a.id"
+        " WHERE (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)"
+        " <> (s.debits_pending, s.debits_posted, s.credits_pending, s.credits_posted) ORDER BY a.id LIMIT 20"
+    ).fetchall()
+    problems.extend(f"account {r[0]}: counters differ from the sums of its transfers" for r in mismatched)
+    return problems
+

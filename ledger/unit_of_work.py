@@ -1,0 +1,53 @@
+"""The one transaction boundary. `UnitOfWork.run(work)` borrows a connection, runs `work` inside one
+transaction, commits, and returns its value. A request that loses a race (deadlock, serialisation
+failure, a duplicate id inserted concurrently) is rolled back and run again from the start, so callers see
+either a committed answer or an error: never "maybe". Nothing else in the code base calls `commit()`.
+"""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+import structlog
+from psycopg_pool import ConnectionPool
+
+from ledger.errors import RETRYABLE_SQLSTATES, LedgerUnavailable, translate_database_error
+from ledger.limits import TRANSACTION_RETRIES_MAX
+
+T = TypeVar("T")
+log = structlog.get_logger("ledger.unit_of_work")
+
+
+class UnitOfWork:
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self.pool = pool
+
+    def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        last_error: psycopg.Error | None = None
+        for attempt in range(1, TRANSACTION_RETRIES_MAX + 1):
+            with self.pool.connection() as connection:
+                try:
+                    value = work(connection)
+                    connection.commit()
+                    return value
+                except psycopg.Error as error:
+                    connection.rollback()
+                    if error.sqlstate not in RETRYABLE_SQLSTATES:
+                        raise translate_database_error(error) from error
+                    last_error = error
+                    log.info("transaction_retry", attempt=attempt, sqlstate=error.sqlstate)
+                except BaseException:
+                    connection.rollback()
+                    raise
+        raise LedgerUnavailable(f"gave up after {TRANSACTION_RETRIES_MAX} attempts: {last_error}")
+
+    def read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run a read-only query in its own transaction (no retries needed)."""
+        with self.pool.connection() as connection:
+            try:
+                value = work(connection)
+                connection.rollback()
+                return value
+            except psycopg.Error as error:
+                connection.rollback()
+                raise translate_database_error(error) from error

@@ -1,0 +1,70 @@
+"""Every test talks to a real PostgreSQL: the server named by AMIYAN_DATABASE_URL, else the embedded one.
+
+The session creates a scratch database on that server, migrates it to head, and drops it at the end.
+History tables refuse DELETE and TRUNCATE, so tests never clean up: each makes its own ids and accounts.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+from psycopg_pool import ConnectionPool
+
+from api.database import create_pool, start_embedded_server, upgrade_database
+from api.logs import configure_logging
+from ledger.service import Ledger
+from ledger.unit_of_work import UnitOfWork
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _server_url() -> str:
+    url = os.environ.get("AMIYAN_DATABASE_URL")
+    if url:
+        return url
+    data_dir = Path(os.environ.get("AMIYAN_DATA_DIR", Path.home() / ".local" / "share" / "amiyan"))
+    return start_embedded_server(data_dir, "amiyan")
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = conninfo.conninfo_to_dict(url)
+    parts["dbname"] = database
+    return conninfo.make_conninfo(**parts)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    configure_logging("json", "warning")
+    server_url = _server_url()
+    scratch = f"amiyan_test_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    url = _with_database(server_url, scratch)
+    upgrade_database(url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+
+@pytest.fixture(scope="session")
+def pool(database_url: str) -> Iterator[ConnectionPool[Any]]:
+    connection_pool = create_pool(database_url, "amiyan_app", size_max=40)
+    yield connection_pool
+    connection_pool.close()
+
+
+@pytest.fixture(scope="session")
+def ledger(pool: ConnectionPool[Any]) -> Ledger:
+    return Ledger(UnitOfWork(pool))
+
+
+@pytest.fixture
+def owner_connection(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection as the schema owner (not the application role), for tests that go around Python."""
+    with psycopg.connect(database_url) as connection:
+        yield connection
