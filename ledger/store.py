@@ -2,11 +2,12 @@
 unit of work's transaction and never commits.
 
 A `create_transfers` request costs four round trips whatever its size: (1) the pending transfers it
-references and any expired reservations, (2) one id-ordered `SELECT … FOR UPDATE` of every account it can
-touch, (3) the existing ids, resolutions, failed ids and a block of ledger timestamps, read *after* the
-locks so they are current, then the in-memory decision (`ledger.batches`), and (4) one multi-row insert of
-the new transfers and one update of the touched accounts through `ledger_apply_balances`, which refuses a
-batch whose debits and credits differ.
+references and any expired reservations; (2) an id-ordered `SELECT … FOR UPDATE` of the accounts whose
+balance limits the decision depends on, a plain read of the other accounts, the existing ids, resolutions
+and failed ids, and a block of ledger timestamps; then the in-memory decision (`ledger.batches`); (3) one
+multi-row insert of the new transfers and `ledger_apply_deltas`, which locks the touched accounts in id
+order, refuses the batch if one was closed meanwhile or if debits and credits differ, and adds the deltas;
+(4) the commit. Hot accounts without limits are thus locked only from (3) to the commit.
 """
 
 import uuid
@@ -20,6 +21,8 @@ from ledger.batches import AccountState, TransferBatch
 from ledger.clock import business_date
 from ledger.ids import ZERO_ID
 from ledger.limits import EXPIRY_PER_BATCH_MAX
+
+_CLOSED = int(AccountFlags.CLOSED)
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.transfers import StoredTransfer, Transfer
 
@@ -41,7 +44,7 @@ ACCOUNT_COLUMNS = (
     'credits_pending, credits_posted, "timestamp"'
 )
 
-_SELECT_TRANSFERS = f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s::uuid[])"
+_SELECT_TRANSFERS = f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%b::uuid[])"
 _SELECT_EXPIRED = f"""
 SELECT {_transfer_columns("t")}
   FROM pending_timeouts pt JOIN transfers t ON t.id = pt.transfer_id
@@ -50,34 +53,44 @@ SELECT {_transfer_columns("t")}
  LIMIT {EXPIRY_PER_BATCH_MAX}
    FOR UPDATE OF pt SKIP LOCKED
 """
-_LOCK_ACCOUNTS = """
+# Accounts whose decisions depend on their balance (a limit flag; those bits never change) are locked,
+# in id order, before the batch is decided. The rest are read without a lock: a transfer's outcome on
+# them depends only on their asset and closed flag, and their counters change by deltas that commute.
+_LOCK_LIMITED_ACCOUNTS = """
 SELECT id, asset, code, flags, debits_pending, debits_posted, credits_pending, credits_posted
-  FROM accounts WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
+  FROM accounts WHERE id = ANY(%b::uuid[]) AND flags & 6 <> 0 ORDER BY id FOR UPDATE
 """
-_SELECT_RESOLUTIONS = "SELECT pending_id, flags FROM transfers WHERE pending_id = ANY(%s::uuid[])"
-_SELECT_FAILURES = "SELECT id, result FROM transfer_failures WHERE id = ANY(%s::uuid[])"
+_READ_ACCOUNTS = """
+SELECT id, asset, code, flags, debits_pending, debits_posted, credits_pending, credits_posted
+  FROM accounts WHERE id = ANY(%b::uuid[])
+"""
+_SELECT_RESOLUTIONS = "SELECT pending_id, flags FROM transfers WHERE pending_id = ANY(%b::uuid[])"
+_SELECT_FAILURES = "SELECT id, result FROM transfer_failures WHERE id = ANY(%b::uuid[])"
 _RESERVE_TIMESTAMPS = "SELECT ledger_clock_reserve(%s)"
 _INSERT_TRANSFERS = """
 INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,
                        timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
 SELECT id, debit_account_id, credit_account_id, amount, asset, code, flags, nullif(pending_id, %s::uuid),
        timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp"
-  FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::bigint[], %s::smallint[], %s::smallint[], %s::int[],
-              %s::uuid[], %s::int[], %s::uuid[], %s::bigint[], %s::int[], %s::date[], %s::bigint[])
+  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::bigint[], %b::smallint[], %b::smallint[], %b::int[],
+              %b::uuid[], %b::int[], %b::uuid[], %b::bigint[], %b::int[], %b::date[], %b::bigint[])
     AS n(id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
          user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
 """
-_APPLY_BALANCES = "SELECT ledger_apply_balances(%s::uuid[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::int[])"
+_APPLY_DELTAS = (
+    "SELECT ledger_apply_deltas(%b::uuid[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
+    " %b::int[], %b::int[], %b::int[])"
+)
 _INSERT_FAILURES = """
 INSERT INTO transfer_failures (id, result, "timestamp")
-SELECT id, result, %s FROM unnest(%s::uuid[], %s::smallint[]) AS n(id, result)
+SELECT id, result, %s FROM unnest(%b::uuid[], %b::smallint[]) AS n(id, result)
 ON CONFLICT (id) DO NOTHING
 """
 _INSERT_TIMEOUTS = """
 INSERT INTO pending_timeouts (transfer_id, expires_at)
-SELECT * FROM unnest(%s::uuid[], %s::bigint[])
+SELECT * FROM unnest(%b::uuid[], %b::bigint[])
 """
-_DELETE_TIMEOUTS = "DELETE FROM pending_timeouts WHERE transfer_id = ANY(%s::uuid[])"
+_DELETE_TIMEOUTS = "DELETE FROM pending_timeouts WHERE transfer_id = ANY(%b::uuid[])"
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:
@@ -103,8 +116,8 @@ def create_transfers(
 
     transfers: dict[uuid.UUID, StoredTransfer] = {}
     with connection.pipeline() as pipeline:
-        pending_cursor = connection.execute(_SELECT_TRANSFERS, (pending_ids,)) if pending_ids else None
-        expired_cursor = connection.execute(_SELECT_EXPIRED)
+        pending_cursor = connection.execute(_SELECT_TRANSFERS, (pending_ids,), binary=True) if pending_ids else None
+        expired_cursor = connection.execute(_SELECT_EXPIRED, binary=True)
         pipeline.sync()
         for row in (pending_cursor.fetchall() if pending_cursor is not None else []):
             transfers[row[0]] = StoredTransfer(*row)
@@ -118,17 +131,21 @@ def create_transfers(
 
     timestamps_needed = len(events) + len(expired)
     with connection.pipeline() as pipeline:
-        lock_cursor = connection.execute(_LOCK_ACCOUNTS, (list(account_ids),))
-        existing_cursor = connection.execute(_SELECT_TRANSFERS, (event_ids,))
+        account_list = list(account_ids)
+        locked_cursor = connection.execute(_LOCK_LIMITED_ACCOUNTS, (account_list,), binary=True)
+        read_cursor = connection.execute(_READ_ACCOUNTS, (account_list,), binary=True)
+        existing_cursor = connection.execute(_SELECT_TRANSFERS, (event_ids,), binary=True)
         resolution_cursor = (
-            connection.execute(_SELECT_RESOLUTIONS, (pending_ids + expired_ids,))
+            connection.execute(_SELECT_RESOLUTIONS, (pending_ids + expired_ids,), binary=True)
             if pending_ids or expired_ids
             else None
         )
-        failure_cursor = connection.execute(_SELECT_FAILURES, (event_ids,))
+        failure_cursor = connection.execute(_SELECT_FAILURES, (event_ids,), binary=True)
         clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(timestamps_needed, 1),))
         pipeline.sync()
-        accounts = {row[0]: AccountState(*row) for row in lock_cursor.fetchall()}
+        accounts = {row[0]: AccountState.from_row(row) for row in read_cursor.fetchall()}
+        for row in locked_cursor.fetchall():  # read under lock: these counters are the current ones
+            accounts[row[0]] = AccountState.from_row(row)
         for row in existing_cursor.fetchall():
             transfers[row[0]] = StoredTransfer(*row)
         resolutions = dict(resolution_cursor.fetchall()) if resolution_cursor is not None else {}
@@ -175,16 +192,19 @@ def _write_batch(connection: psycopg.Connection[Any], batch: TransferBatch, expi
                     [r.timestamp for r in rows],
                 ),
             )
-            touched = [batch.accounts[account_id] for account_id in batch.touched]
+            touched = sorted(batch.touched)
+            changes = [batch.accounts[account_id].changes() for account_id in touched]
             connection.execute(
-                _APPLY_BALANCES,
+                _APPLY_DELTAS,
                 (
-                    [a.id for a in touched],
-                    [a.debits_pending for a in touched],
-                    [a.debits_posted for a in touched],
-                    [a.credits_pending for a in touched],
-                    [a.credits_posted for a in touched],
-                    [a.flags for a in touched],
+                    touched,
+                    [change[0] for change in changes],
+                    [change[1] for change in changes],
+                    [change[2] for change in changes],
+                    [change[3] for change in changes],
+                    [batch.accounts[account_id].initial[4] & _CLOSED for account_id in touched],
+                    [change[4] for change in changes],
+                    [change[5] for change in changes],
                 ),
             )
         if batch.new_failures:
@@ -205,13 +225,13 @@ def _write_batch(connection: psycopg.Connection[Any], batch: TransferBatch, expi
             connection.execute(_DELETE_TIMEOUTS, (expired_ids,))
 
 
-_SELECT_ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s::uuid[])"
+_SELECT_ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%b::uuid[])"
 _INSERT_ACCOUNTS = """
 INSERT INTO accounts (id, asset, code, flags, user_data_128, user_data_64, user_data_32,
                       debits_pending, debits_posted, credits_pending, credits_posted, "timestamp")
 SELECT id, asset, code, flags, user_data_128, user_data_64, user_data_32, 0, 0, 0, 0, "timestamp"
-  FROM unnest(%s::uuid[], %s::smallint[], %s::smallint[], %s::int[], %s::uuid[], %s::bigint[], %s::int[],
-              %s::bigint[])
+  FROM unnest(%b::uuid[], %b::smallint[], %b::smallint[], %b::int[], %b::uuid[], %b::bigint[], %b::int[],
+              %b::bigint[])
     AS n(id, asset, code, flags, user_data_128, user_data_64, user_data_32, "timestamp")
 """
 

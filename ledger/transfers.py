@@ -38,8 +38,12 @@ TRANSFER_FLAGS_CLIENT = (
     | TransferFlags.CLOSING_DEBIT
     | TransferFlags.CLOSING_CREDIT
 )
-_RESOLVING = TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING
-_CLOSING = TransferFlags.CLOSING_DEBIT | TransferFlags.CLOSING_CREDIT
+# Plain ints for the hot path (IntFlag arithmetic is slow).
+_CLIENT_FLAGS = int(TRANSFER_FLAGS_CLIENT)
+_LINKED = int(TransferFlags.LINKED)
+_PENDING = int(TransferFlags.PENDING)
+_RESOLVING = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
+_CLOSING = int(TransferFlags.CLOSING_DEBIT | TransferFlags.CLOSING_CREDIT)
 # Effective dates outside this window are typos, not business days.
 EFFECTIVE_DATE_MIN = dt.date(2000, 1, 1)
 EFFECTIVE_DATE_MAX = dt.date(2199, 12, 31)
@@ -90,19 +94,19 @@ def validate_transfer(event: Transfer) -> R:
     if not isinstance(event.id, uuid.UUID) or is_reserved_id(event.id):
         return R.id_must_not_be_zero
     flags = event.flags
-    if not isinstance(flags, int) or flags & ~int(TRANSFER_FLAGS_CLIENT):
+    if not isinstance(flags, int) or flags & ~_CLIENT_FLAGS:
         return R.flags_reserved
     resolving = flags & _RESOLVING
-    if resolving == _RESOLVING or (resolving and flags & TransferFlags.PENDING):
+    if resolving == _RESOLVING or (resolving and flags & _PENDING):
         return R.flags_are_mutually_exclusive
     result = _validate_accounts_and_pending(event, bool(resolving))
     if result is not R.ok:
         return result
-    if event.timeout_s != 0 and not flags & TransferFlags.PENDING:
+    if event.timeout_s != 0 and not flags & _PENDING:
         return R.timeout_reserved_for_pending_transfer
     if type(event.timeout_s) is not int or not 0 <= event.timeout_s <= PENDING_TIMEOUT_S_MAX:
         return R.timeout_too_large
-    if flags & _CLOSING and not flags & TransferFlags.PENDING:
+    if flags & _CLOSING and not flags & _PENDING:
         return R.closing_transfer_must_be_pending
     return _validate_amounts_and_data(event, bool(resolving))
 
@@ -161,7 +165,7 @@ def _validate_amounts_and_data(event: Transfer, resolving: bool) -> R:
 def compare_existing_transfer(event: Transfer, existing: StoredTransfer) -> R:
     """`exists` for a faithful retry, else the first field that differs. Fields a post or void left zero
     (inherited from the pending transfer) are not compared."""
-    if (event.flags & ~TransferFlags.LINKED) != (existing.flags & ~TransferFlags.LINKED):
+    if (event.flags & ~_LINKED) != (existing.flags & ~_LINKED):
         return R.exists_with_different_flags
     if event.pending_id != existing.pending_id:
         return R.exists_with_different_pending_id
