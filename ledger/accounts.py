@@ -28,7 +28,9 @@ class AccountFlags(IntFlag):
 
 
 ACCOUNT_FLAGS_CLIENT = (
-    AccountFlags.LINKED | AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+    AccountFlags.LINKED
+    | AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+    | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
 )
 
 
@@ -111,7 +113,9 @@ def validate_account(event: Account) -> CreateAccountResult:
 
 def compare_existing_account(event: Account, existing: AccountBalance) -> CreateAccountResult:
     """`exists` when a retry carries the same fields, else the first field that differs."""
-    if (event.flags & ~AccountFlags.LINKED) != (existing.flags & ~(AccountFlags.LINKED | AccountFlags.CLOSED)):
+    if (event.flags & ~AccountFlags.LINKED) != (
+        existing.flags & ~(AccountFlags.LINKED | AccountFlags.CLOSED)
+    ):
         return CreateAccountResult.exists_with_different_flags
     if event.user_data_128 != existing.user_data_128:
         return CreateAccountResult.exists_with_different_user_data_128

@@ -16,7 +16,13 @@ from ledger.clock import NANOSECONDS_PER_SECOND
 from ledger.limits import COUNTER_TIYN_MAX
 from ledger.results import TRANSIENT_TRANSFER_RESULTS
 from ledger.results import CreateTransferResult as R
-from ledger.transfers import StoredTransfer, Transfer, TransferFlags, compare_existing_transfer, validate_transfer
+from ledger.transfers import (
+    StoredTransfer,
+    Transfer,
+    TransferFlags,
+    compare_existing_transfer,
+    validate_transfer,
+)
 
 # Plain ints: IntFlag arithmetic costs a microsecond per operation on the hot path.
 _LINKED = int(TransferFlags.LINKED)
@@ -60,7 +66,7 @@ class AccountState:
         return state
 
     def changes(self) -> tuple[int, int, int, int, int, int]:
-        """(Δ debits_pending, Δ debits_posted, Δ credits_pending, Δ credits_posted, flags set, flags cleared)."""
+        """Deltas of (debits_pending, debits_posted, credits_pending, credits_posted), flags set, cleared."""
         before = self.initial
         return (
             self.debits_pending - before[0],
@@ -72,10 +78,18 @@ class AccountState:
         )
 
     def counters(self) -> tuple[int, int, int, int, int]:
-        return (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted, self.flags)
+        return (
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+            self.flags,
+        )
 
     def restore(self, saved: tuple[int, int, int, int, int]) -> None:
-        (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted, self.flags) = saved
+        (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted, self.flags) = (
+            saved
+        )
 
 
 @dataclass(slots=True)
@@ -252,7 +266,9 @@ class TransferBatch:
         if resolution is not None:
             if resolution & _EXPIRED:
                 return R.pending_transfer_expired
-            return R.pending_transfer_already_posted if resolution & _POST else R.pending_transfer_already_voided
+            return (
+                R.pending_transfer_already_posted if resolution & _POST else R.pending_transfer_already_voided
+            )
         if pending.timeout_s and pending.timestamp + pending.timeout_s * NANOSECONDS_PER_SECOND <= timestamp:
             return R.pending_transfer_expired
         debit = self.accounts[pending.debit_account_id]
@@ -272,7 +288,9 @@ class TransferBatch:
         else:
             self._reopen(pending, debit, credit)
         self.resolutions[pending.id] = int(event.flags)
-        self._append_row(self._stored(event, pending.debit_account_id, pending.credit_account_id, timestamp, pending))
+        self._append_row(
+            self._stored(event, pending.debit_account_id, pending.credit_account_id, timestamp, pending)
+        )
         return _OK
 
     def _release(self, pending: StoredTransfer, debit: AccountState, credit: AccountState) -> None:

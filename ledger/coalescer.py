@@ -37,7 +37,8 @@ class TransferCoalescer:
         self.batch_events_max = batch_events_max
         self._queue: queue.Queue[_Submission] = queue.Queue()
         self._writers = [
-            threading.Thread(target=self._write_loop, name=f"ledger-writer-{n}", daemon=True) for n in range(writers)
+            threading.Thread(target=self._write_loop, name=f"ledger-writer-{n}", daemon=True)
+            for n in range(writers)
         ]
         for writer in self._writers:
             writer.start()
@@ -47,7 +48,9 @@ class TransferCoalescer:
         if not events:
             return []
         last_flags = events[-1].flags
-        if len(events) > self.batch_events_max or (isinstance(last_flags, int) and last_flags & TransferFlags.LINKED):
+        if len(events) > self.batch_events_max or (
+            isinstance(last_flags, int) and last_flags & TransferFlags.LINKED
+        ):
             return self.ledger.create_transfers(events)
         submission = _Submission(events)
         self._queue.put(submission)

@@ -23,4 +23,4 @@ def new_id() -> uuid.UUID:
 
 def is_reserved_id(value: uuid.UUID) -> bool:
     """Zero and all-ones are never valid ids: zero is 'unset', all-ones is a sentinel."""
-    return value == ZERO_ID or value == MAX_ID
+    return value in (ZERO_ID, MAX_ID)

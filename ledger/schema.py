@@ -50,10 +50,12 @@ accounts = Table(
         name="counters_not_negative",
     ),
     CheckConstraint(
-        "flags & 2 = 0 OR debits_pending + debits_posted <= credits_posted", name="debits_must_not_exceed_credits"
+        "flags & 2 = 0 OR debits_pending + debits_posted <= credits_posted",
+        name="debits_must_not_exceed_credits",
     ),
     CheckConstraint(
-        "flags & 4 = 0 OR credits_pending + credits_posted <= debits_posted", name="credits_must_not_exceed_debits"
+        "flags & 4 = 0 OR credits_pending + credits_posted <= debits_posted",
+        name="credits_must_not_exceed_debits",
     ),
 )
 

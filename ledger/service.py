@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from ledger import store
+from ledger import queries, store
 from ledger.accounts import Account, AccountBalance
 from ledger.clock import datetime_to_timestamp
 from ledger.errors import BatchTooLarge
@@ -65,28 +65,32 @@ class Ledger:
         return results
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID]) -> list[AccountBalance]:
-        return self.unit_of_work.read(lambda connection: store.lookup_accounts(connection, ids))
+        return self.unit_of_work.read(lambda connection: queries.lookup_accounts(connection, ids))
 
     def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[StoredTransfer]:
-        return self.unit_of_work.read(lambda connection: store.lookup_transfers(connection, ids))
+        return self.unit_of_work.read(lambda connection: queries.lookup_transfers(connection, ids))
 
     def balance_as_of(self, account_id: uuid.UUID, moment: dt.datetime | int) -> Balance:
         """The account's counters counting every transfer stamped at or before `moment`."""
         at = moment if isinstance(moment, int) else datetime_to_timestamp(moment)
-        counters = self.unit_of_work.read(lambda connection: store.balance_as_of(connection, account_id, at))
+        counters = self.unit_of_work.read(
+            lambda connection: queries.balance_as_of(connection, account_id, at)
+        )
         return Balance(*counters)
 
-    def account_transfers(self, account_id: uuid.UUID, after: int | None = None, limit: int = 100) -> TransferPage:
+    def account_transfers(
+        self, account_id: uuid.UUID, after: int | None = None, limit: int = 100
+    ) -> TransferPage:
         """One page of the account's transfers in ledger order; `after` is the previous page's cursor."""
         limit = max(1, min(limit, PAGE_TRANSFERS_MAX))
         rows = self.unit_of_work.read(
-            lambda connection: store.account_transfers(connection, account_id, after or 0, limit + 1)
+            lambda connection: queries.account_transfers(connection, account_id, after or 0, limit + 1)
         )
         page = tuple(rows[:limit])
         return TransferPage(page, page[-1].timestamp if len(rows) > limit else None)
 
     def invariant_violations(self) -> list[str]:
-        return self.unit_of_work.read(store.invariant_violations)
+        return self.unit_of_work.read(queries.invariant_violations)
 
 
 def create_transfers_in(
@@ -102,7 +106,9 @@ def _check_batch_size(count: int) -> None:
         raise BatchTooLarge(f"a request carries at most {BATCH_EVENTS_MAX} events, got {count}")
 
 
-def _log_request(operation: str, results: Sequence[CreateAccountResult | CreateTransferResult], started: float) -> None:
+def _log_request(
+    operation: str, results: Sequence[CreateAccountResult | CreateTransferResult], started: float
+) -> None:
     counts = Counter(result.name for result in results)
     log.info(
         operation,

@@ -11,7 +11,7 @@ order, refuses the batch if one was closed meanwhile or if debits and credits di
 """
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -21,14 +21,13 @@ from ledger.batches import AccountState, TransferBatch
 from ledger.clock import business_date
 from ledger.ids import ZERO_ID
 from ledger.limits import EXPIRY_PER_BATCH_MAX
-
-_CLOSED = int(AccountFlags.CLOSED)
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.transfers import StoredTransfer, Transfer
 
+_CLOSED = int(AccountFlags.CLOSED)
 
 
-def _transfer_columns(table: str) -> str:
+def transfer_columns(table: str) -> str:
     """Columns in `StoredTransfer` field order; a missing pending id reads as the zero id."""
     t = table
     return (
@@ -38,15 +37,15 @@ def _transfer_columns(table: str) -> str:
     )
 
 
-TRANSFER_COLUMNS = _transfer_columns("transfers")
+TRANSFER_COLUMNS = transfer_columns("transfers")
 ACCOUNT_COLUMNS = (
     "id, asset, code, flags, user_data_128, user_data_64, user_data_32, debits_pending, debits_posted, "
     'credits_pending, credits_posted, "timestamp"'
 )
 
-_SELECT_TRANSFERS = f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%b::uuid[])"
+SELECT_TRANSFERS = f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%b::uuid[])"
 _SELECT_EXPIRED = f"""
-SELECT {_transfer_columns("t")}
+SELECT {transfer_columns("t")}
   FROM pending_timeouts pt JOIN transfers t ON t.id = pt.transfer_id
  WHERE pt.expires_at <= (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 1000
  ORDER BY pt.expires_at
@@ -116,10 +115,12 @@ def create_transfers(
 
     transfers: dict[uuid.UUID, StoredTransfer] = {}
     with connection.pipeline() as pipeline:
-        pending_cursor = connection.execute(_SELECT_TRANSFERS, (pending_ids,), binary=True) if pending_ids else None
+        pending_cursor = (
+            connection.execute(SELECT_TRANSFERS, (pending_ids,), binary=True) if pending_ids else None
+        )
         expired_cursor = connection.execute(_SELECT_EXPIRED, binary=True)
         pipeline.sync()
-        for row in (pending_cursor.fetchall() if pending_cursor is not None else []):
+        for row in pending_cursor.fetchall() if pending_cursor is not None else []:
             transfers[row[0]] = StoredTransfer(*row)
         expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()]
     expired_ids = [row.id for row in expired]
@@ -134,7 +135,7 @@ def create_transfers(
         account_list = list(account_ids)
         locked_cursor = connection.execute(_LOCK_LIMITED_ACCOUNTS, (account_list,), binary=True)
         read_cursor = connection.execute(_READ_ACCOUNTS, (account_list,), binary=True)
-        existing_cursor = connection.execute(_SELECT_TRANSFERS, (event_ids,), binary=True)
+        existing_cursor = connection.execute(SELECT_TRANSFERS, (event_ids,), binary=True)
         resolution_cursor = (
             connection.execute(_SELECT_RESOLUTIONS, (pending_ids + expired_ids,), binary=True)
             if pending_ids or expired_ids
@@ -168,7 +169,9 @@ def create_transfers(
     return results, batch
 
 
-def _write_batch(connection: psycopg.Connection[Any], batch: TransferBatch, expired_ids: list[uuid.UUID]) -> None:
+def _write_batch(
+    connection: psycopg.Connection[Any], batch: TransferBatch, expired_ids: list[uuid.UUID]
+) -> None:
     rows = batch.inserted
     with connection.pipeline():
         if rows:
@@ -219,13 +222,16 @@ def _write_batch(connection: psycopg.Connection[Any], batch: TransferBatch, expi
         if batch.new_timeouts:
             connection.execute(
                 _INSERT_TIMEOUTS,
-                ([timeout[0] for timeout in batch.new_timeouts], [timeout[1] for timeout in batch.new_timeouts]),
+                (
+                    [timeout[0] for timeout in batch.new_timeouts],
+                    [timeout[1] for timeout in batch.new_timeouts],
+                ),
             )
         if expired_ids:
             connection.execute(_DELETE_TIMEOUTS, (expired_ids,))
 
 
-_SELECT_ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%b::uuid[])"
+SELECT_ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%b::uuid[])"
 _INSERT_ACCOUNTS = """
 INSERT INTO accounts (id, asset, code, flags, user_data_128, user_data_64, user_data_32,
                       debits_pending, debits_posted, credits_pending, credits_posted, "timestamp")
@@ -242,7 +248,7 @@ def create_accounts(
     """Create accounts; one result per event. Linked chains are created or refused as a whole."""
     ids = [event.id for event in events if isinstance(event.id, uuid.UUID)]
     with connection.pipeline() as pipeline:
-        existing_cursor = connection.execute(_SELECT_ACCOUNTS, (ids,))
+        existing_cursor = connection.execute(SELECT_ACCOUNTS, (ids,))
         clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(len(events), 1),))
         pipeline.sync()
         existing = {row[0]: AccountBalance(*row) for row in existing_cursor.fetchall()}
@@ -327,81 +333,3 @@ def _decide_account(
     existing[event.id] = row
     created.append(row)
     return CreateAccountResult.ok
-
-
-def lookup_accounts(connection: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> list[AccountBalance]:
-    rows = connection.execute(_SELECT_ACCOUNTS + " ORDER BY id", (list(ids),)).fetchall()
-    return [AccountBalance(*row) for row in rows]
-
-
-def lookup_transfers(connection: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> list[StoredTransfer]:
-    rows = connection.execute(_SELECT_TRANSFERS + ' ORDER BY "timestamp"', (list(ids),)).fetchall()
-    return [StoredTransfer(*row) for row in rows]
-
-
-_SELECT_ACCOUNT_TRANSFERS = f"""
-SELECT {_transfer_columns("page")} FROM (
-    (SELECT * FROM transfers WHERE debit_account_id = %(account)s AND "timestamp" > %(after)s
-      ORDER BY "timestamp" LIMIT %(limit)s)
-    UNION ALL
-    (SELECT * FROM transfers WHERE credit_account_id = %(account)s AND "timestamp" > %(after)s
-      ORDER BY "timestamp" LIMIT %(limit)s)
-) page ORDER BY "timestamp" LIMIT %(limit)s
-"""
-
-
-def account_transfers(
-    connection: psycopg.Connection[Any], account_id: uuid.UUID, after_timestamp: int, limit: int
-) -> list[StoredTransfer]:
-    """An account's transfers in ledger order, strictly after `after_timestamp` (the cursor)."""
-    rows = connection.execute(
-        _SELECT_ACCOUNT_TRANSFERS, {"account": account_id, "after": after_timestamp, "limit": limit}
-    ).fetchall()
-    return [StoredTransfer(*row) for row in rows]
-
-
-_BALANCE_AS_OF = """
-WITH moves AS (
-    SELECT t.debit_account_id = %(account)s AS is_debit, t.flags, t.amount, p.amount AS released
-      FROM transfers t LEFT JOIN transfers p ON p.id = t.pending_id
-     WHERE (t.debit_account_id = %(account)s OR t.credit_account_id = %(account)s)
-       AND t."timestamp" <= %(at)s
-)
-SELECT coalesce(sum(CASE WHEN flags & 2 <> 0 THEN amount ELSE 0 END - coalesce(released, 0))
-                FILTER (WHERE is_debit), 0)::bigint,
-       coalesce(sum(amount) FILTER (WHERE is_debit AND flags & 10 = 0), 0)::bigint,
-       coalesce(sum(CASE WHEN flags & 2 <> 0 THEN amount ELSE 0 END - coalesce(released, 0))
-                FILTER (WHERE NOT is_debit), 0)::bigint,
-       coalesce(sum(amount) FILTER (WHERE NOT is_debit AND flags & 10 = 0), 0)::bigint
-  FROM moves
-"""
-
-
-def balance_as_of(
-    connection: psycopg.Connection[Any], account_id: uuid.UUID, timestamp: int
-) -> tuple[int, int, int, int]:
-    """(debits_pending, debits_posted, credits_pending, credits_posted) including every transfer stamped at
-    or before `timestamp`."""
-    row = connection.execute(_BALANCE_AS_OF, {"account": account_id, "at": timestamp}).fetchone()
-    assert row is not None
-    return (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
-
-
-def invariant_violations(connection: psycopg.Connection[Any]) -> list[str]:
-    """Every way the stored ledger breaks its invariants; empty when it is sound. Scans everything."""
-    problems: list[str] = []
-    row = connection.execute(
-        "SELECT coalesce(sum(debits_posted), 0) - coalesce(sum(credits_posted), 0),"
-        " coalesce(sum(debits_pending), 0) - coalesce(sum(credits_pending), 0) FROM accounts"
-    ).fetchone()
-    assert row is not None
-    if row[0] != 0 or row[1] != 0:
-        problems.append(f"zero sum broken: posted difference {row[0]}, pending difference {row[1]}")
-    mismatched = connection.execute(
-        "SELECT a.id FROM accounts a JOIN account_transfer_sums s ON s.account_id = a.id"
-        " WHERE (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)"
-        " <> (s.debits_pending, s.debits_posted, s.credits_pending, s.credits_posted) ORDER BY a.id LIMIT 20"
-    ).fetchall()
-    problems.extend(f"account {r[0]}: counters differ from the sums of its transfers" for r in mismatched)
-    return problems
-

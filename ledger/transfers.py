@@ -114,8 +114,10 @@ def validate_transfer(event: Transfer) -> R:
 def _validate_accounts_and_pending(event: Transfer, resolving: bool) -> R:
     debit, credit = event.debit_account_id, event.credit_account_id
     if not isinstance(debit, uuid.UUID) or not isinstance(credit, uuid.UUID):
-        return R.debit_account_id_must_not_be_zero if not isinstance(debit, uuid.UUID) else (
-            R.credit_account_id_must_not_be_zero
+        return (
+            R.debit_account_id_must_not_be_zero
+            if not isinstance(debit, uuid.UUID)
+            else (R.credit_account_id_must_not_be_zero)
         )
     if not resolving:
         if debit == ZERO_ID:
@@ -155,9 +157,7 @@ def _validate_amounts_and_data(event: Transfer, resolving: bool) -> R:
     ):
         return R.user_data_out_of_range
     day = event.effective_date
-    if day is not None and (
-        type(day) is not dt.date or not EFFECTIVE_DATE_MIN <= day <= EFFECTIVE_DATE_MAX
-    ):
+    if day is not None and (type(day) is not dt.date or not EFFECTIVE_DATE_MIN <= day <= EFFECTIVE_DATE_MAX):
         return R.effective_date_invalid
     return R.ok
 

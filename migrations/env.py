@@ -24,7 +24,9 @@ def run_migrations_online() -> None:
     # psycopg parses both URL and key=value forms (the embedded server gives a socket URL); SQLAlchemy only
     # needs the dialect, so the connection is made by psycopg itself.
     url = _database_url()
-    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url), poolclass=pool.NullPool)
+    engine = create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(url), poolclass=pool.NullPool
+    )
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, transaction_per_migration=True)
         with context.begin_transaction():

@@ -4,7 +4,6 @@ The session creates a scratch database on that server, migrates it to head, and 
 History tables refuse DELETE and TRUNCATE, so tests never clean up: each makes its own ids and accounts.
 """
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from api.database import create_pool, start_embedded_server, upgrade_database
 from api.logs import configure_logging
+from api.settings import Settings
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
 
@@ -24,11 +24,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def _server_url() -> str:
-    url = os.environ.get("AMIYAN_DATABASE_URL")
-    if url:
-        return url
-    data_dir = Path(os.environ.get("AMIYAN_DATA_DIR", Path.home() / ".local" / "share" / "amiyan"))
-    return start_embedded_server(data_dir, "amiyan")
+    settings = Settings()  # AMIYAN_DATABASE_URL, else the embedded server in AMIYAN_DATA_DIR
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_server(settings.data_dir, settings.embedded_database)
 
 
 def _with_database(url: str, database: str) -> str:

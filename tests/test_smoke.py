@@ -8,7 +8,10 @@ from ledger.transfers import Transfer
 def test_a_transfer_moves_money(ledger):
     a, b = new_id(), new_id()
     assert ledger.create_accounts(
-        [Account(a, Asset.KZT, AccountType.TREASURY_BUDGET), Account(b, Asset.KZT, AccountType.PROGRAMME_FUND)]
+        [
+            Account(a, Asset.KZT, AccountType.TREASURY_BUDGET),
+            Account(b, Asset.KZT, AccountType.PROGRAMME_FUND),
+        ]
     ) == [CreateAccountResult.ok, CreateAccountResult.ok]
     t = Transfer(new_id(), a, b, 500, Asset.KZT, 1)
     assert ledger.create_transfers([t]) == [CreateTransferResult.ok]

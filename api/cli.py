@@ -1,0 +1,111 @@
+"""`amiyan`: the command line. Settings are read once here and passed down."""
+
+from typing import Annotated, Any
+
+import structlog
+import typer
+from psycopg_pool import ConnectionPool
+from rich.console import Console
+
+from api.database import create_pool, downgrade_database, resolve_database_url, upgrade_database
+from api.logs import configure_logging
+from api.settings import Settings
+from ledger.service import Ledger
+from ledger.unit_of_work import UnitOfWork
+
+app = typer.Typer(help="Amiyan: the Social Wallet's voucher ledger.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(ledger_app, name="ledger")
+console = Console(stderr=True)
+log = structlog.get_logger("amiyan")
+
+
+def _prepare(settings: Settings) -> str:
+    configure_logging(settings.log_format, settings.log_level)
+    url = resolve_database_url(settings)
+    upgrade_database(url)
+    return url
+
+
+def _ledger(settings: Settings, url: str) -> tuple[Ledger, ConnectionPool[Any]]:
+    pool = create_pool(url, settings.database_role, settings.pool_size_max)
+    return Ledger(UnitOfWork(pool)), pool
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    demo: Annotated[bool, typer.Option(help="Load the demo data set first (idempotent).")] = False,
+) -> None:
+    """Start the HTTP API (migrations apply first; embedded PostgreSQL unless AMIYAN_DATABASE_URL is set)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.demo import load_demo
+
+    settings = Settings()
+    url = _prepare(settings)
+    if demo:
+        ledger, pool = _ledger(settings, url)
+        summary = load_demo(ledger)
+        pool.close()
+        base = f"http://{host or settings.host}:{port or settings.port}"
+        console.print(f"[green]demo loaded[/green]: {base}/v1/ledger/accounts/{summary.canteen_account}")
+    uvicorn.run(
+        create_app(settings, url), host=host or settings.host, port=port or settings.port, log_config=None
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo data set (idempotent) and say where to look."""
+    from api.demo import load_demo
+
+    settings = Settings()
+    url = _prepare(settings)
+    ledger, pool = _ledger(settings, url)
+    summary = load_demo(ledger)
+    console.print(
+        f"accounts created: {summary.accounts_created}, transfers created: {summary.transfers_created}"
+    )
+    console.print(f"school-meals fund: {summary.fund_account}\ncanteen receivable: {summary.canteen_account}")
+    pool.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration."""
+    settings = Settings()
+    _prepare(settings)
+    console.print("database at head")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument()] = "base") -> None:
+    """Revert migrations down to REVISION (default: base, an empty schema)."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    downgrade_database(resolve_database_url(settings), revision)
+    console.print(f"database at {revision}")
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Recompute every account from its transfers and check the zero sum; exit 1 on any violation."""
+    settings = Settings()
+    url = _prepare(settings)
+    ledger, pool = _ledger(settings, url)
+    problems = ledger.invariant_violations()
+    pool.close()
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]")
+    if problems:
+        raise typer.Exit(1)
+    console.print("ledger sound: zero sum holds and every account equals the sums of its transfers")
+
+
+def main() -> None:
+    app()
