@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from api.settings import Settings
+from ledger.unit_of_work import prepare_connection
 
 log = structlog.get_logger("api.database")
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
@@ -63,6 +64,7 @@ def create_pool(database_url: str, role: str, size_max: int = 8) -> ConnectionPo
     """A psycopg pool whose sessions run as the restricted application role, when that role exists."""
 
     def configure(connection: psycopg.Connection[Any]) -> None:
+        prepare_connection(connection)
         if role:
             row = connection.execute(
                 "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')",

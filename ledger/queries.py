@@ -10,15 +10,16 @@ import psycopg
 from ledger.accounts import AccountBalance
 from ledger.store import SELECT_ACCOUNTS, SELECT_TRANSFERS, transfer_columns
 from ledger.transfers import StoredTransfer
+from ledger.wire import uuid_array
 
 
 def lookup_accounts(connection: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> list[AccountBalance]:
-    rows = connection.execute(SELECT_ACCOUNTS + " ORDER BY id", (list(ids),)).fetchall()
+    rows = connection.execute(SELECT_ACCOUNTS + " ORDER BY id", (uuid_array(list(ids)),)).fetchall()
     return [AccountBalance(*row) for row in rows]
 
 
 def lookup_transfers(connection: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> list[StoredTransfer]:
-    rows = connection.execute(SELECT_TRANSFERS + ' ORDER BY "timestamp"', (list(ids),)).fetchall()
+    rows = connection.execute(SELECT_TRANSFERS + ' ORDER BY "timestamp"', (uuid_array(list(ids)),)).fetchall()
     return [StoredTransfer(*row) for row in rows]
 
 

@@ -6,6 +6,10 @@ test can prove the two agree, and so constraint names have one source for the er
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    DateTime,
+    LargeBinary,
+    Text,
     CheckConstraint,
     Column,
     Date,
@@ -102,4 +106,63 @@ pending_timeouts = Table(
     metadata,
     Column("transfer_id", Uuid, primary_key=True),
     Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# The audit log (migration 0002). The inbox is a queue; segments, nodes and checkpoints are append-only.
+audit_inbox = Table(
+    "audit_inbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("events", LargeBinary, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    CheckConstraint("event_count > 0", name="event_count_positive"),
+)
+
+audit_segments = Table(
+    "audit_segments",
+    metadata,
+    Column("first_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_count", Integer, nullable=False),
+    Column("entries", LargeBinary, nullable=False),
+    Column("leaf_hashes", LargeBinary, nullable=False),
+    Column("integrated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("entry_count > 0", name="entry_count_positive"),
+    CheckConstraint("length(leaf_hashes) = 32 * entry_count", name="leaf_hashes_length"),
+)
+
+audit_nodes = Table(
+    "audit_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("index", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+    CheckConstraint("length(hash) = 32", name="hash_length"),
+)
+
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("size", BigInteger, nullable=False),
+    Column("compact_range", LargeBinary, nullable=False),
+    CheckConstraint("singleton", name="singleton"),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("previous_size", BigInteger, nullable=False),
+    Column("consistency_proof", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("previous_size < size", name="grows"),
+)
+
+audit_signing_keys = Table(
+    "audit_signing_keys",
+    metadata,
+    Column("verifier_key", Text, primary_key=True),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )

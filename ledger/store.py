@@ -17,12 +17,15 @@ from typing import Any
 import psycopg
 
 from ledger.accounts import Account, AccountBalance, AccountFlags, compare_existing_account, validate_account
+from ledger.audit.events import account_event, transfer_events
+from ledger.audit.inbox import append_events
 from ledger.batches import AccountState, TransferBatch
 from ledger.clock import business_date
 from ledger.ids import ZERO_ID
 from ledger.limits import EXPIRY_PER_BATCH_MAX
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.transfers import StoredTransfer, Transfer
+from ledger.wire import int2_array, int4_array, int8_array, transfer_copy_data, uuid_array
 
 _CLOSED = int(AccountFlags.CLOSED)
 
@@ -66,15 +69,9 @@ SELECT id, asset, code, flags, debits_pending, debits_posted, credits_pending, c
 _SELECT_RESOLUTIONS = "SELECT pending_id, flags FROM transfers WHERE pending_id = ANY(%b::uuid[])"
 _SELECT_FAILURES = "SELECT id, result FROM transfer_failures WHERE id = ANY(%b::uuid[])"
 _RESERVE_TIMESTAMPS = "SELECT ledger_clock_reserve(%s)"
-_INSERT_TRANSFERS = """
-INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,
-                       timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
-SELECT id, debit_account_id, credit_account_id, amount, asset, code, flags, nullif(pending_id, %s::uuid),
-       timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp"
-  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::bigint[], %b::smallint[], %b::smallint[], %b::int[],
-              %b::uuid[], %b::int[], %b::uuid[], %b::bigint[], %b::int[], %b::date[], %b::bigint[])
-    AS n(id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
-         user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
+_COPY_TRANSFERS = """
+COPY transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
+                user_data_128, user_data_64, user_data_32, effective_date, "timestamp") FROM STDIN (FORMAT BINARY)
 """
 _APPLY_DELTAS = (
     "SELECT ledger_apply_deltas(%b::uuid[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
@@ -116,7 +113,7 @@ def create_transfers(
     transfers: dict[uuid.UUID, StoredTransfer] = {}
     with connection.pipeline() as pipeline:
         pending_cursor = (
-            connection.execute(SELECT_TRANSFERS, (pending_ids,), binary=True) if pending_ids else None
+            connection.execute(SELECT_TRANSFERS, (uuid_array(pending_ids),), binary=True) if pending_ids else None
         )
         expired_cursor = connection.execute(_SELECT_EXPIRED, binary=True)
         pipeline.sync()
@@ -132,16 +129,17 @@ def create_transfers(
 
     timestamps_needed = len(events) + len(expired)
     with connection.pipeline() as pipeline:
-        account_list = list(account_ids)
+        account_list = uuid_array(list(account_ids))
+        event_id_array = uuid_array(event_ids)
         locked_cursor = connection.execute(_LOCK_LIMITED_ACCOUNTS, (account_list,), binary=True)
         read_cursor = connection.execute(_READ_ACCOUNTS, (account_list,), binary=True)
-        existing_cursor = connection.execute(SELECT_TRANSFERS, (event_ids,), binary=True)
+        existing_cursor = connection.execute(SELECT_TRANSFERS, (event_id_array,), binary=True)
         resolution_cursor = (
-            connection.execute(_SELECT_RESOLUTIONS, (pending_ids + expired_ids,), binary=True)
+            connection.execute(_SELECT_RESOLUTIONS, (uuid_array(pending_ids + expired_ids),), binary=True)
             if pending_ids or expired_ids
             else None
         )
-        failure_cursor = connection.execute(_SELECT_FAILURES, (event_ids,), binary=True)
+        failure_cursor = connection.execute(_SELECT_FAILURES, (event_id_array,), binary=True)
         clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(timestamps_needed, 1),))
         pipeline.sync()
         accounts = {row[0]: AccountState.from_row(row) for row in read_cursor.fetchall()}
@@ -173,41 +171,25 @@ def _write_batch(
     connection: psycopg.Connection[Any], batch: TransferBatch, expired_ids: list[uuid.UUID]
 ) -> None:
     rows = batch.inserted
+    if rows:
+        with connection.cursor().copy(_COPY_TRANSFERS) as copy:
+            copy.write(transfer_copy_data(rows, ZERO_ID))
     with connection.pipeline():
         if rows:
-            connection.execute(
-                _INSERT_TRANSFERS,
-                (
-                    ZERO_ID,
-                    [r.id for r in rows],
-                    [r.debit_account_id for r in rows],
-                    [r.credit_account_id for r in rows],
-                    [r.amount for r in rows],
-                    [r.asset for r in rows],
-                    [r.code for r in rows],
-                    [r.flags for r in rows],
-                    [r.pending_id for r in rows],
-                    [r.timeout_s for r in rows],
-                    [r.user_data_128 for r in rows],
-                    [r.user_data_64 for r in rows],
-                    [r.user_data_32 for r in rows],
-                    [r.effective_date for r in rows],
-                    [r.timestamp for r in rows],
-                ),
-            )
+            append_events(connection, transfer_events(rows))
             touched = sorted(batch.touched)
             changes = [batch.accounts[account_id].changes() for account_id in touched]
             connection.execute(
                 _APPLY_DELTAS,
                 (
-                    touched,
-                    [change[0] for change in changes],
-                    [change[1] for change in changes],
-                    [change[2] for change in changes],
-                    [change[3] for change in changes],
-                    [batch.accounts[account_id].initial[4] & _CLOSED for account_id in touched],
-                    [change[4] for change in changes],
-                    [change[5] for change in changes],
+                    uuid_array(touched),
+                    int8_array([change[0] for change in changes]),
+                    int8_array([change[1] for change in changes]),
+                    int8_array([change[2] for change in changes]),
+                    int8_array([change[3] for change in changes]),
+                    int4_array([batch.accounts[account_id].initial[4] & _CLOSED for account_id in touched]),
+                    int4_array([change[4] for change in changes]),
+                    int4_array([change[5] for change in changes]),
                 ),
             )
         if batch.new_failures:
@@ -215,20 +197,20 @@ def _write_batch(
                 _INSERT_FAILURES,
                 (
                     batch.first_timestamp,
-                    [failure[0] for failure in batch.new_failures],
-                    [failure[1] for failure in batch.new_failures],
+                    uuid_array([failure[0] for failure in batch.new_failures]),
+                    int2_array([failure[1] for failure in batch.new_failures]),
                 ),
             )
         if batch.new_timeouts:
             connection.execute(
                 _INSERT_TIMEOUTS,
                 (
-                    [timeout[0] for timeout in batch.new_timeouts],
-                    [timeout[1] for timeout in batch.new_timeouts],
+                    uuid_array([timeout[0] for timeout in batch.new_timeouts]),
+                    int8_array([timeout[1] for timeout in batch.new_timeouts]),
                 ),
             )
         if expired_ids:
-            connection.execute(_DELETE_TIMEOUTS, (expired_ids,))
+            connection.execute(_DELETE_TIMEOUTS, (uuid_array(expired_ids),))
 
 
 SELECT_ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%b::uuid[])"
@@ -248,7 +230,7 @@ def create_accounts(
     """Create accounts; one result per event. Linked chains are created or refused as a whole."""
     ids = [event.id for event in events if isinstance(event.id, uuid.UUID)]
     with connection.pipeline() as pipeline:
-        existing_cursor = connection.execute(SELECT_ACCOUNTS, (ids,))
+        existing_cursor = connection.execute(SELECT_ACCOUNTS, (uuid_array(ids),))
         clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(len(events), 1),))
         pipeline.sync()
         existing = {row[0]: AccountBalance(*row) for row in existing_cursor.fetchall()}
@@ -287,17 +269,18 @@ def create_accounts(
         index = last + 1
 
     if created:
+        append_events(connection, [account_event(row) for row in created])
         connection.execute(
             _INSERT_ACCOUNTS,
             (
-                [a.id for a in created],
-                [a.asset for a in created],
-                [a.code for a in created],
-                [a.flags for a in created],
-                [a.user_data_128 for a in created],
-                [a.user_data_64 for a in created],
-                [a.user_data_32 for a in created],
-                [a.timestamp for a in created],
+                uuid_array([a.id for a in created]),
+                int2_array([a.asset for a in created]),
+                int2_array([a.code for a in created]),
+                int4_array([a.flags for a in created]),
+                uuid_array([a.user_data_128 for a in created]),
+                int8_array([a.user_data_64 for a in created]),
+                int4_array([a.user_data_32 for a in created]),
+                int8_array([a.timestamp for a in created]),
             ),
         )
     return results, created

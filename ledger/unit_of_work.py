@@ -13,9 +13,16 @@ from psycopg_pool import ConnectionPool
 
 from ledger.errors import RETRYABLE_SQLSTATES, LedgerUnavailable, translate_database_error
 from ledger.limits import TRANSACTION_RETRIES_MAX
+from ledger.wire import register_array_dumpers
 
 T = TypeVar("T")
 log = structlog.get_logger("ledger.unit_of_work")
+
+
+def prepare_connection(connection: psycopg.Connection[Any]) -> None:
+    """What every connection the ledger uses needs: the binary array dumpers of `ledger.wire`. The pool
+    calls this once per new connection."""
+    register_array_dumpers(connection)
 
 
 class UnitOfWork:
