@@ -1,6 +1,7 @@
 """`amiyan`: the command line. Settings are read once here and passed down."""
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
@@ -13,11 +14,18 @@ from api.settings import Settings
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
 
+if TYPE_CHECKING:
+    from ledger.audit.integrator import Integrator
+
 app = typer.Typer(help="Amiyan: the Social Wallet's voucher ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The verifiable audit log: integrate, export, verify offline.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 log = structlog.get_logger("amiyan")
 
@@ -105,6 +113,80 @@ def ledger_check() -> None:
     if problems:
         raise typer.Exit(1)
     console.print("ledger sound: zero sum holds and every account equals the sums of its transfers")
+
+
+def _integrator(settings: Settings, pool: ConnectionPool[Any]) -> "Integrator":
+    from api.log_keys import load_log_signer
+    from ledger.audit.integrator import Integrator
+
+    signer, verifier_key = load_log_signer(settings)
+    integrator = Integrator(pool, settings.log_origin, [signer])
+    integrator.introduce_keys([verifier_key])
+    return integrator
+
+
+@audit_app.command("integrate")
+def audit_integrate() -> None:
+    """Move everything waiting in the inbox into the log and sign a checkpoint."""
+    settings = Settings()
+    url = _prepare(settings)
+    _, pool = _ledger(settings, url)
+    integrator = _integrator(settings, pool)
+    total = 0
+    while (result := integrator.integrate_once(checkpoint=False)).entries:
+        total += result.entries
+    final = integrator.integrate_once(checkpoint=True)
+    pool.close()
+    console.print(f"integrated {total} entries; log size {final.size}; checkpoint at {final.checkpoint_size}")
+
+
+@audit_app.command("key")
+def audit_key() -> None:
+    """Print the log's public verifier key (C2SP format): what auditors pin."""
+    from api.log_keys import load_log_signer
+
+    settings = Settings()
+    _, verifier_key = load_log_signer(settings)
+    typer.echo(verifier_key)
+
+
+@audit_app.command("export")
+def audit_export(
+    directory: Annotated[Path, typer.Argument(help="Directory to write (created if missing).")],
+) -> None:
+    """Write the log, its checkpoints and public keys for offline verification."""
+    from ledger.audit.export import export_log
+
+    settings = Settings()
+    url = _prepare(settings)
+    _, pool = _ledger(settings, url)
+    with pool.connection() as connection:
+        count = export_log(connection, directory, settings.log_origin)
+        connection.rollback()
+    pool.close()
+    console.print(f"exported {count} entries to {directory}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    directory: Annotated[Path, typer.Argument(help="An export written by `amiyan audit export`.")],
+    key: Annotated[list[str], typer.Option("--key", help="Pinned verifier key (C2SP); repeatable.")],
+    state: Annotated[Path | None, typer.Option(help="Where to keep what was verified between runs.")] = None,
+    incremental: Annotated[bool, typer.Option(help="Verify only what is new since the last run.")] = False,
+) -> None:
+    """Verify an export with no database: leaves, tree, checkpoints, no rollback, and a replay of every
+    event. Prints a one-line verdict; exits 1 on any failure."""
+    from ledger.audit.verify import verify_export
+
+    state_path = state or Settings().data_dir / "audit-state" / f"{_safe_name(directory)}.json"
+    verdict = verify_export(directory, key, state_path, incremental=incremental)
+    typer.echo(verdict.message)
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+def _safe_name(directory: Path) -> str:
+    return "".join(c if c.isalnum() else "_" for c in str(directory.resolve()))[-120:]
 
 
 def main() -> None:

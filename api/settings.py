@@ -22,5 +22,9 @@ class Settings(BaseSettings):
     pool_size_max: int = 8
     host: str = "127.0.0.1"
     port: int = 8000
+    # The audit log's origin line (C2SP checkpoint) and its Ed25519 signer key (C2SP "PRIVATE+KEY+..."
+    # string). Unset key: one is generated once into data_dir/log-signer.key (mode 0600).
+    log_origin: str = "amiyan.kz/social-wallet/audit"
+    log_signer_key: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -102,9 +102,9 @@ def validate_account(event: Account) -> CreateAccountResult:
     both_limits = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
     if event.flags & both_limits == both_limits:
         return CreateAccountResult.flags_are_mutually_exclusive
-    if event.asset not in ASSETS:
+    if not isinstance(event.asset, int) or event.asset not in ASSETS:
         return CreateAccountResult.asset_invalid
-    if event.code not in ACCOUNT_TYPES:
+    if not isinstance(event.code, int) or event.code not in ACCOUNT_TYPES:
         return CreateAccountResult.code_invalid
     if not _user_data_in_range(event.user_data_128, event.user_data_64, event.user_data_32):
         return CreateAccountResult.user_data_out_of_range

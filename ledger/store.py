@@ -71,7 +71,8 @@ _SELECT_FAILURES = "SELECT id, result FROM transfer_failures WHERE id = ANY(%b::
 _RESERVE_TIMESTAMPS = "SELECT ledger_clock_reserve(%s)"
 _COPY_TRANSFERS = """
 COPY transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
-                user_data_128, user_data_64, user_data_32, effective_date, "timestamp") FROM STDIN (FORMAT BINARY)
+                user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
+FROM STDIN (FORMAT BINARY)
 """
 _APPLY_DELTAS = (
     "SELECT ledger_apply_deltas(%b::uuid[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
@@ -113,7 +114,9 @@ def create_transfers(
     transfers: dict[uuid.UUID, StoredTransfer] = {}
     with connection.pipeline() as pipeline:
         pending_cursor = (
-            connection.execute(SELECT_TRANSFERS, (uuid_array(pending_ids),), binary=True) if pending_ids else None
+            connection.execute(SELECT_TRANSFERS, (uuid_array(pending_ids),), binary=True)
+            if pending_ids
+            else None
         )
         expired_cursor = connection.execute(_SELECT_EXPIRED, binary=True)
         pipeline.sync()

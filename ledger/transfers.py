@@ -144,9 +144,10 @@ def _validate_amounts_and_data(event: Transfer, resolving: bool) -> R:
         return R.amount_must_be_positive
     if amount > AMOUNT_TIYN_MAX:
         return R.amount_too_large
-    if event.asset not in ASSETS and not (resolving and event.asset == 0):
+    # isinstance checks: 1.0 == 1 would otherwise pass as an asset and reach the database.
+    if not isinstance(event.asset, int) or (event.asset not in ASSETS and not (resolving and event.asset == 0)):
         return R.asset_invalid
-    if type(event.code) is not int or not 0 <= event.code <= CODE_MAX or (event.code == 0 and not resolving):
+    if not isinstance(event.code, int) or not 0 <= event.code <= CODE_MAX or (event.code == 0 and not resolving):
         return R.code_must_not_be_zero
     if not (
         isinstance(event.user_data_128, uuid.UUID)

@@ -12,11 +12,12 @@ import datetime as dt
 import struct
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Protocol
 
 from psycopg.abc import AdaptContext
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
+
+from ledger.transfers import StoredTransfer
 
 UUID_OID, UUID_ARRAY_OID = 2950, 2951
 INT8_OID, INT8_ARRAY_OID = 20, 1016
@@ -115,27 +116,12 @@ COPY_TRAILER = b"\xff\xff"
 # transfers: id, debit, credit, amount, asset, code, flags, pending_id, timeout_s, user_data_128,
 # user_data_64, user_data_32, effective_date, timestamp
 _TRANSFER_ROW = struct.Struct(">h i16s i16s i16s iq ih ih ii i16s ii i16s iq ii ii iq".replace(" ", ""))
-_TRANSFER_ROW_NO_PENDING = struct.Struct(">h i16s i16s i16s iq ih ih ii i ii i16s iq ii ii iq".replace(" ", ""))
+_TRANSFER_ROW_NO_PENDING = struct.Struct(
+    ">h i16s i16s i16s iq ih ih ii i ii i16s iq ii ii iq".replace(" ", "")
+)
 
 
-class TransferRow(Protocol):
-    id: uuid.UUID
-    debit_account_id: uuid.UUID
-    credit_account_id: uuid.UUID
-    amount: int
-    asset: int
-    code: int
-    flags: int
-    pending_id: uuid.UUID
-    timeout_s: int
-    user_data_128: uuid.UUID
-    user_data_64: int
-    user_data_32: int
-    effective_date: dt.date
-    timestamp: int
-
-
-def transfer_copy_data(rows: Iterable[TransferRow], no_pending: uuid.UUID) -> bytes:
+def transfer_copy_data(rows: Iterable[StoredTransfer], no_pending: uuid.UUID) -> bytes:
     """The binary COPY stream of transfer rows; `pending_id == no_pending` is written as NULL."""
     epoch = _POSTGRES_EPOCH.toordinal()
     with_pending = _TRANSFER_ROW.pack

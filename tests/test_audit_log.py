@@ -12,10 +12,17 @@ from ledger.audit.export_format import read_export
 from ledger.audit.integrator import Integrator
 from ledger.audit.log_store import prove_consistency, prove_inclusion, read_entries, tree_size
 from ledger.audit.merkle import leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
-from ledger.audit.signed_note import generate_signer, open_note, parse_checkpoint, parse_signer_key, parse_verifier_key
+from ledger.audit.signed_note import (
+    generate_signer,
+    open_note,
+    parse_checkpoint,
+    parse_signer_key,
+    parse_verifier_key,
+)
 from ledger.ids import new_id
 from ledger.money import Asset
 from ledger.results import CreateTransferResult as R
+from ledger.service import create_transfers_in
 from ledger.transfers import Transfer
 
 ORIGIN = "test.amiyan.kz/audit"
@@ -69,10 +76,14 @@ def test_proofs_from_the_database_verify(ledger, pool, integrator):
         leaves = [leaf_hash(e) for e in read_entries(connection, 0, second.size)]
         root1, root2 = root_from_leaf_hashes(leaves[: first.size]), root_from_leaf_hashes(leaves)
         for index in random.Random(3).sample(range(second.size), 20):
-            verify_inclusion(leaves[index], index, second.size, prove_inclusion(connection, index, second.size), root2)
-        verify_consistency(first.size, second.size, root1, root2, prove_consistency(connection, first.size, second.size))
-        note, previous = connection.execute(
-            "SELECT note, previous_size FROM audit_checkpoints WHERE size = %s", (second.size,)
+            verify_inclusion(
+                leaves[index], index, second.size, prove_inclusion(connection, index, second.size), root2
+            )
+        verify_consistency(
+            first.size, second.size, root1, root2, prove_consistency(connection, first.size, second.size)
+        )
+        (previous,) = connection.execute(
+            "SELECT previous_size FROM audit_checkpoints WHERE size = %s", (second.size,)
         ).fetchone()
     assert previous == first.size
 
@@ -82,9 +93,11 @@ def test_checkpoints_are_signed_notes_of_the_tree(ledger, pool, integrator, log_
     ledger.create_transfers([Transfer(new_id(), a, b, 1, Asset.KZT, 1)])
     result = _drain(integrator)
     with pool.connection() as connection:
-        (note,) = connection.execute("SELECT note FROM audit_checkpoints WHERE size = %s", (result.size,)).fetchone()
+        (note,) = connection.execute(
+            "SELECT note FROM audit_checkpoints WHERE size = %s", (result.size,)
+        ).fetchone()
         leaves = [leaf_hash(e) for e in read_entries(connection, 0, result.size)]
-    text, signers = open_note(note, [parse_verifier_key(log_keys[1])])
+    text, _ = open_note(note, [parse_verifier_key(log_keys[1])])
     checkpoint = parse_checkpoint(text)
     assert (checkpoint.origin, checkpoint.size) == (ORIGIN, result.size)
     assert checkpoint.root_hash == root_from_leaf_hashes(leaves)
@@ -94,8 +107,13 @@ def test_the_log_refuses_changes_even_from_the_owner(owner_connection, ledger, i
     a, b = _accounts(ledger)
     ledger.create_transfers([Transfer(new_id(), a, b, 1, Asset.KZT, 1)])
     _drain(integrator)
-    for statement in ("UPDATE audit_segments SET entry_count = entry_count", "DELETE FROM audit_segments",
-                      "TRUNCATE audit_segments", "DELETE FROM audit_checkpoints", "UPDATE audit_nodes SET level = level"):
+    for statement in (
+        "UPDATE audit_segments SET entry_count = entry_count",
+        "DELETE FROM audit_segments",
+        "TRUNCATE audit_segments",
+        "DELETE FROM audit_checkpoints",
+        "UPDATE audit_nodes SET level = level",
+    ):
         with pytest.raises(psycopg.Error) as caught:
             owner_connection.execute(statement)
         owner_connection.rollback()
@@ -106,7 +124,8 @@ def test_a_gap_in_the_log_is_refused_by_the_database(owner_connection):
     size = owner_connection.execute("SELECT size FROM audit_tree").fetchone()[0]
     with pytest.raises(psycopg.Error) as caught:
         owner_connection.execute(
-            "INSERT INTO audit_segments (first_index, entry_count, entries, leaf_hashes) VALUES (%s, 1, '\\x00', %s)",
+            "INSERT INTO audit_segments (first_index, entry_count, entries, leaf_hashes)"
+            " VALUES (%s, 1, '\\x00', %s)",
             (size + 5, b"\x00" * 32),
         )
     owner_connection.rollback()
@@ -125,9 +144,7 @@ def test_concurrent_writers_with_rollbacks_log_exactly_the_committed_changes(led
             batch = [Transfer(new_id(), a, b, 1, Asset.KZT, 1) for _ in range(local.randint(1, 20))]
             rollback = local.random() < 0.4
 
-            def work(connection):
-                from ledger.service import create_transfers_in
-
+            def work(connection, batch=batch, rollback=rollback):
                 results = create_transfers_in(connection, batch)
                 assert results == [R.ok] * len(batch)
                 if rollback:
@@ -179,7 +196,9 @@ def test_two_integrators_at_once_do_not_fork_the_log(ledger, pool, integrator, l
         thread.join()
     assert errors == []
     with pool.connection() as connection:
-        rows = connection.execute("SELECT first_index, entry_count FROM audit_segments ORDER BY first_index").fetchall()
+        rows = connection.execute(
+            "SELECT first_index, entry_count FROM audit_segments ORDER BY first_index"
+        ).fetchall()
         size = tree_size(connection)
     position = 0
     for first_index, count in rows:

@@ -14,8 +14,16 @@ from api.database import downgrade_database, upgrade_database
 from ledger.schema import metadata
 
 LEDGER_TABLES = {
-    "accounts", "transfers", "transfer_failures", "pending_timeouts",
-    "audit_inbox", "audit_segments", "audit_nodes", "audit_tree", "audit_checkpoints", "audit_signing_keys",
+    "accounts",
+    "transfers",
+    "transfer_failures",
+    "pending_timeouts",
+    "audit_inbox",
+    "audit_segments",
+    "audit_nodes",
+    "audit_tree",
+    "audit_checkpoints",
+    "audit_signing_keys",
 }
 
 

@@ -21,12 +21,12 @@ are the hot path (thousands per second) and because an auditor's replay can read
 import datetime as dt
 import struct
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from ledger.accounts import AccountBalance
-from ledger.audit.canonical import canonical_bytes, parse_canonical
+from ledger.audit.canonical import CanonicalValue, canonical_bytes, parse_canonical
 from ledger.transfers import StoredTransfer
 
 TRANSFER_TAG: Final = 0x01
@@ -76,7 +76,7 @@ def account_event(row: AccountBalance) -> bytes:
     )
 
 
-def json_event(kind: str, fields: dict[str, object]) -> bytes:
+def json_event(kind: str, fields: Mapping[str, CanonicalValue]) -> bytes:
     """A canonical JSON event: `fields` plus `kind`. Raises ValueError on floats or non-NFC strings."""
     assert "kind" not in fields, "kind is given separately"
     return canonical_bytes({"kind": kind, **fields})

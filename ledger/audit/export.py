@@ -23,14 +23,17 @@ def export_log(connection: psycopg.Connection[Any], directory: Path, origin: str
         with connection.cursor(name="audit_export") as cursor:
             cursor.itersize = 64
             cursor.execute(
-                "SELECT first_index, entry_count, entries, leaf_hashes FROM audit_segments ORDER BY first_index"
+                "SELECT first_index, entry_count, entries, leaf_hashes"
+                " FROM audit_segments ORDER BY first_index"
             )
             expected = 0
             for first_index, count, blob, hashes in cursor:
                 assert first_index == expected, f"stored log has a gap at entry {expected}"
                 expected += count
                 data = bytes(hashes)
-                leaf_hashes.extend(data[i : i + HASH_SIZE_BYTES] for i in range(0, len(data), HASH_SIZE_BYTES))
+                leaf_hashes.extend(
+                    data[i : i + HASH_SIZE_BYTES] for i in range(0, len(data), HASH_SIZE_BYTES)
+                )
                 yield from split_events(bytes(blob))
 
     checkpoints = [
@@ -46,7 +49,8 @@ def export_log(connection: psycopg.Connection[Any], directory: Path, origin: str
             "SELECT size, note, previous_size, consistency_proof FROM audit_checkpoints ORDER BY size"
         )
     ]
-    keys = [row[0] for row in connection.execute("SELECT verifier_key FROM audit_signing_keys ORDER BY added_at")]
+    keys = [
+        row[0] for row in connection.execute("SELECT verifier_key FROM audit_signing_keys ORDER BY added_at")
+    ]
     # write_export consumes the entries before it reads leaf_hashes, which the generator fills as it goes.
     return write_export(directory, origin, entries(), leaf_hashes, checkpoints, keys)
-

@@ -112,7 +112,7 @@ def read_export(directory: Path) -> AuditExport:
 
 
 def _split_entries(data: bytes) -> list[bytes]:
-    entries = []
+    entries: list[bytes] = []
     offset = 0
     view = memoryview(data)
     unpack = _LENGTH.unpack_from

@@ -65,8 +65,10 @@ class Integrator:
     def integrate_once(self, checkpoint: bool | None = None) -> Integration:
         """Move what is waiting in the inbox into the log, in one transaction. `checkpoint`: True signs
         one now, False never, None when the interval has passed."""
-        due = checkpoint if checkpoint is not None else (
-            time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval_s
+        due = (
+            checkpoint
+            if checkpoint is not None
+            else (time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval_s)
         )
         result = self.unit_of_work.run(lambda connection: self._integrate(connection, due))
         if result.checkpoint_size is not None:
@@ -83,7 +85,8 @@ class Integrator:
             for key in new:
                 connection.execute("INSERT INTO audit_signing_keys (verifier_key) VALUES (%s)", (key,))
             append_events(
-                connection, [json_event("log_signing_key", {"action": "added", "verifier_key": k}) for k in new]
+                connection,
+                [json_event("log_signing_key", {"action": "added", "verifier_key": k}) for k in new],
             )
 
         self.unit_of_work.run(introduce)
@@ -141,7 +144,8 @@ class Integrator:
         for leaf in leaves:
             compact.append(leaf)
         connection.execute(
-            "INSERT INTO audit_segments (first_index, entry_count, entries, leaf_hashes) VALUES (%s, %s, %b, %b)",
+            "INSERT INTO audit_segments (first_index, entry_count, entries, leaf_hashes)"
+            " VALUES (%s, %s, %b, %b)",
             (size, len(entries), frame_events(entries), b"".join(leaves)),
         )
         _store_completed_nodes(connection, size, compact.size)
@@ -180,7 +184,8 @@ def _store_completed_nodes(connection: psycopg.Connection[Any], old_size: int, n
                 value = root_from_leaf_hashes(subtrees.leaf_hashes(start, start + (1 << level)))
             else:
                 value = node_hash(
-                    subtrees.subtree_hash(level - 1, 2 * index), subtrees.subtree_hash(level - 1, 2 * index + 1)
+                    subtrees.subtree_hash(level - 1, 2 * index),
+                    subtrees.subtree_hash(level - 1, 2 * index + 1),
                 )
             connection.execute(
                 "INSERT INTO audit_nodes (level, index, hash) VALUES (%s, %s, %b)", (level, index, value)

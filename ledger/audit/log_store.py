@@ -9,20 +9,22 @@ from typing import Any, Final
 
 import psycopg
 
-from ledger.audit.merkle import inclusion_proof, consistency_proof, root_from_leaf_hashes
+from ledger.audit.merkle import consistency_proof, inclusion_proof, root_from_leaf_hashes
 
 STORED_NODE_LEVEL_MIN: Final = 8
 HASH_SIZE_BYTES: Final = 32
 
 _SEGMENTS_COVERING = """
 SELECT first_index, entry_count, leaf_hashes FROM audit_segments
- WHERE first_index >= coalesce((SELECT max(first_index) FROM audit_segments WHERE first_index <= %(start)s), 0)
+ WHERE first_index >= coalesce(
+           (SELECT max(first_index) FROM audit_segments WHERE first_index <= %(start)s), 0)
    AND first_index < %(end)s
  ORDER BY first_index
 """
 _SEGMENTS_WITH_ENTRIES = """
 SELECT first_index, entry_count, entries FROM audit_segments
- WHERE first_index >= coalesce((SELECT max(first_index) FROM audit_segments WHERE first_index <= %(start)s), 0)
+ WHERE first_index >= coalesce(
+           (SELECT max(first_index) FROM audit_segments WHERE first_index <= %(start)s), 0)
    AND first_index < %(end)s
  ORDER BY first_index
 """
