@@ -98,6 +98,22 @@ def create_transfers(
     connection: psycopg.Connection[Any], events: Sequence[Transfer]
 ) -> tuple[list[CreateTransferResult], TransferBatch]:
     """Decide and write one batch; returns one result per event and the decided batch (rows written)."""
+    event_ids, pending_ids, account_ids = _referenced_ids(events)
+    transfers, expired_ids = _read_pending_and_expired(connection, pending_ids)
+    for row in transfers.values():
+        account_ids.add(row.debit_account_id)
+        account_ids.add(row.credit_account_id)
+    batch = _lock_and_load(
+        connection, event_ids, pending_ids, expired_ids, account_ids, transfers, len(events)
+    )
+    expiry_timestamps = batch.expire(expired_ids)
+    results = batch.run(list(events), timestamp_offset=expiry_timestamps)
+    _write_batch(connection, batch, expired_ids)
+    return results, batch
+
+
+def _referenced_ids(events: Sequence[Transfer]) -> tuple[list[uuid.UUID], list[uuid.UUID], set[uuid.UUID]]:
+    """(event ids, pending ids, account ids) of well-formed fields; malformed ones get their codes later."""
     event_ids: list[uuid.UUID] = []
     pending_ids: list[uuid.UUID] = []
     account_ids: set[uuid.UUID] = set()
@@ -110,7 +126,13 @@ def create_transfers(
         for account_id in (event.debit_account_id, event.credit_account_id):
             if _uuid_or_none(account_id) is not None:
                 account_ids.add(account_id)
+    return event_ids, pending_ids, account_ids
 
+
+def _read_pending_and_expired(
+    connection: psycopg.Connection[Any], pending_ids: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, StoredTransfer], list[uuid.UUID]]:
+    """Round trip 1: the pending transfers the batch names, and reservations whose timeout passed."""
     transfers: dict[uuid.UUID, StoredTransfer] = {}
     with connection.pipeline() as pipeline:
         pending_cursor = (
@@ -123,14 +145,21 @@ def create_transfers(
         for row in pending_cursor.fetchall() if pending_cursor is not None else []:
             transfers[row[0]] = StoredTransfer(*row)
         expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()]
-    expired_ids = [row.id for row in expired]
     for row in expired:
         transfers[row.id] = row
-    for row in transfers.values():
-        account_ids.add(row.debit_account_id)
-        account_ids.add(row.credit_account_id)
+    return transfers, [row.id for row in expired]
 
-    timestamps_needed = len(events) + len(expired)
+
+def _lock_and_load(
+    connection: psycopg.Connection[Any],
+    event_ids: list[uuid.UUID],
+    pending_ids: list[uuid.UUID],
+    expired_ids: list[uuid.UUID],
+    account_ids: set[uuid.UUID],
+    transfers: dict[uuid.UUID, StoredTransfer],
+    event_count: int,
+) -> TransferBatch:
+    """Round trip 2: lock the limited accounts, read the rest, and reserve the batch's timestamps."""
     with connection.pipeline() as pipeline:
         account_list = uuid_array(list(account_ids))
         event_id_array = uuid_array(event_ids)
@@ -143,7 +172,7 @@ def create_transfers(
             else None
         )
         failure_cursor = connection.execute(_SELECT_FAILURES, (event_id_array,), binary=True)
-        clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(timestamps_needed, 1),))
+        clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(event_count + len(expired_ids), 1),))
         pipeline.sync()
         accounts = {row[0]: AccountState.from_row(row) for row in read_cursor.fetchall()}
         for row in locked_cursor.fetchall():  # read under lock: these counters are the current ones
@@ -155,8 +184,7 @@ def create_transfers(
         clock_row = clock_cursor.fetchone()
     assert clock_row is not None
     first_timestamp = int(clock_row[0])
-
-    batch = TransferBatch(
+    return TransferBatch(
         accounts=accounts,
         transfers=transfers,
         resolutions=resolutions,
@@ -164,10 +192,6 @@ def create_transfers(
         first_timestamp=first_timestamp,
         business_date=business_date(first_timestamp),
     )
-    expiry_timestamps = batch.expire(expired_ids)
-    results = batch.run(list(events), timestamp_offset=expiry_timestamps)
-    _write_batch(connection, batch, expired_ids)
-    return results, batch
 
 
 def _write_batch(

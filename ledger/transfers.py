@@ -145,9 +145,10 @@ def _validate_amounts_and_data(event: Transfer, resolving: bool) -> R:
     if amount > AMOUNT_TIYN_MAX:
         return R.amount_too_large
     # isinstance checks: 1.0 == 1 would otherwise pass as an asset and reach the database.
-    if not isinstance(event.asset, int) or (event.asset not in ASSETS and not (resolving and event.asset == 0)):
+    asset, code = event.asset, event.code
+    if not isinstance(asset, int) or (asset not in ASSETS and not (resolving and asset == 0)):
         return R.asset_invalid
-    if not isinstance(event.code, int) or not 0 <= event.code <= CODE_MAX or (event.code == 0 and not resolving):
+    if not isinstance(code, int) or not 0 <= code <= CODE_MAX or (code == 0 and not resolving):
         return R.code_must_not_be_zero
     if not (
         isinstance(event.user_data_128, uuid.UUID)
