@@ -23,6 +23,7 @@ import secrets
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,7 +111,8 @@ SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::bigint[], %b::small
 
 
 def _columns(events: list[Transfer], clock: "itertools.count[int]") -> tuple:
-    """The rows the core would write, as column arrays: the baseline writes exactly these, unchecked."""
+    """The rows the core would write, as column arrays (in the same binary encoding the core uses): the
+    baseline writes exactly these, unchecked. A zero pending id stands for NULL; both are 16 bytes."""
     n = len(events)
     today = dt.date(2026, 11, 23)
     return (
@@ -139,6 +141,7 @@ def bench_baseline(url: str, transfers: list[Transfer], batch: int, connections:
 
     def writer(n: int) -> None:
         with psycopg.connect(url) as connection:
+            register_array_dumpers(connection)
             for events in batches[n::connections]:
                 connection.execute(PLAIN_INSERT, _columns(events, clock))
                 connection.commit()

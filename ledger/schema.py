@@ -115,6 +115,7 @@ audit_inbox = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("events", LargeBinary, nullable=False),
     Column("event_count", Integer, nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
     CheckConstraint("event_count > 0", name="event_count_positive"),
 )
 

@@ -43,8 +43,10 @@ class TransferPage:
 
 
 class Ledger:
-    def __init__(self, unit_of_work: UnitOfWork) -> None:
+    def __init__(self, unit_of_work: UnitOfWork, *, audit: bool = True) -> None:
+        # audit=False only for benchmarks measuring the audit log's cost; every entry point keeps it on.
         self.unit_of_work = unit_of_work
+        self.audit = audit
 
     def create_accounts(self, events: Sequence[Account]) -> list[CreateAccountResult]:
         _check_batch_size(len(events))
@@ -60,7 +62,9 @@ class Ledger:
         if not events:
             return []
         started = time.perf_counter()
-        results = self.unit_of_work.run(lambda connection: create_transfers_in(connection, events))
+        results = self.unit_of_work.run(
+            lambda connection: create_transfers_in(connection, events, self.audit)
+        )
         _log_request("create_transfers", results, started)
         return results
 
@@ -94,10 +98,10 @@ class Ledger:
 
 
 def create_transfers_in(
-    connection: psycopg.Connection[Any], events: Sequence[Transfer]
+    connection: psycopg.Connection[Any], events: Sequence[Transfer], audit: bool = True
 ) -> list[CreateTransferResult]:
     """`create_transfers` inside a transaction someone else owns (treasury composes it with its own rows)."""
-    results, _ = store.create_transfers(connection, events)
+    results, _ = store.create_transfers(connection, events, audit)
     return results
 
 

@@ -45,6 +45,8 @@ class Integration:
     entries: int
     size: int
     checkpoint_size: int | None
+    # For each inbox row integrated: milliseconds from its insert to this integration (the log's lag).
+    lags_ms: tuple[float, ...] = ()
 
 
 class Integrator:
@@ -116,17 +118,20 @@ class Integrator:
         size, compact = int(tree[0]), CompactRange.from_bytes(bytes(tree[1]))
         assert compact.size == size, "audit_tree size disagrees with its compact range"
         rows = connection.execute(
-            "SELECT id, events FROM audit_inbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            "SELECT id, events, extract(epoch FROM clock_timestamp() - queued_at) * 1000 FROM audit_inbox"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (INBOX_ROWS_PER_INTEGRATION_MAX,),
         ).fetchall()
         entries: list[bytes] = []
         taken: list[int] = []
-        for inbox_id, blob in rows:
+        lags: list[float] = []
+        for inbox_id, blob, lag_ms in rows:
             events = split_events(bytes(blob))
             if taken and len(entries) + len(events) > ENTRIES_PER_SEGMENT_MAX:
                 break
             entries.extend(events)
             taken.append(inbox_id)
+            lags.append(float(lag_ms))
         if entries:
             self._append(connection, size, compact, entries)
             connection.execute("DELETE FROM audit_inbox WHERE id = ANY(%s)", (taken,))
@@ -134,7 +139,7 @@ class Integrator:
         checkpoint_size = None
         if checkpoint_due:
             checkpoint_size = self._checkpoint(connection, new_size, compact.root())
-        return Integration(size, len(entries), new_size, checkpoint_size)
+        return Integration(size, len(entries), new_size, checkpoint_size, tuple(lags))
 
     def _append(
         self, connection: psycopg.Connection[Any], size: int, compact: CompactRange, entries: list[bytes]

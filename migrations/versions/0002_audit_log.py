@@ -20,6 +20,7 @@ CREATE TABLE audit_inbox (
     id bigserial NOT NULL,
     events bytea NOT NULL,
     event_count integer NOT NULL,
+    queued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT pk_audit_inbox PRIMARY KEY (id),
     CONSTRAINT ck_audit_inbox_event_count_positive CHECK (event_count > 0)
 );

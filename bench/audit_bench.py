@@ -1,0 +1,157 @@
+"""Audit log benchmark (not a test): what the log costs the ledger's write path, and how fast it verifies.
+
+    .venv/bin/python bench/audit_bench.py [--transfers 100000] [--batch 1000] [--rounds 2]
+
+Against AMIYAN_DATABASE_URL, else the embedded server, in a fresh scratch database:
+- without_log_tps / with_log_tps: the ledger benchmark's load (10,000 accounts, Zipf s = 1.1, batches of B)
+  through the core, alternating rounds without the log (no events written) and with it (events in every
+  transaction, and the integrator running in its own process the whole time);
+- lag_p99_ms: for every inbox row written under that load, the time from its insert to its integration;
+- verify_entries_per_s: the offline verifier over an export of the whole log (leaves, tree, checkpoints,
+  replay of every event).
+Last line, exactly:
+`audit_bench: with_log_tps=<int> without_log_tps=<int> overhead=<float> verify_entries_per_s=<int> lag_p99_ms=<int>`
+"""
+
+import argparse
+import multiprocessing
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import conninfo, sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from api.database import create_pool, resolve_database_url, upgrade_database  # noqa: E402
+from api.logs import configure_logging  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from ledger.accounts import Account, AccountType  # noqa: E402
+from ledger.audit.export import export_log  # noqa: E402
+from ledger.audit.integrator import Integrator  # noqa: E402
+from ledger.audit.signed_note import generate_signer, parse_signer_key  # noqa: E402
+from ledger.ids import new_id  # noqa: E402
+from ledger.money import Asset  # noqa: E402
+from ledger.service import Ledger  # noqa: E402
+from ledger.unit_of_work import UnitOfWork  # noqa: E402
+from ledger_bench import bench_core, make_transfers  # noqa: E402
+
+ORIGIN = "bench.amiyan.kz/audit"
+
+
+def integrate_forever(url: str, signer_key: str, stop, lags) -> None:  # runs in a child process
+    configure_logging("json", "warning")
+    pool = create_pool(url, "amiyan_app", 2)
+    integrator = Integrator(pool, ORIGIN, [parse_signer_key(signer_key)], checkpoint_interval_s=1.0)
+    while not stop.is_set():
+        result = integrator.integrate_once()
+        if result.lags_ms:
+            lags.put(list(result.lags_ms))
+        if result.entries == 0:
+            time.sleep(0.01)
+    while integrator.integrate_once(checkpoint=False).entries:
+        pass
+    integrator.integrate_once(checkpoint=True)
+    pool.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--transfers", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=20261123)
+    args = parser.parse_args()
+    configure_logging("json", "warning")
+    rng = random.Random(args.seed)
+
+    server_url = resolve_database_url(Settings())
+    scratch = f"amiyan_audit_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    parts = conninfo.conninfo_to_dict(server_url)
+    parts["dbname"] = scratch
+    url = conninfo.make_conninfo(**parts)
+    signer_key, verifier_key = generate_signer("bench.amiyan.kz")
+    try:
+        upgrade_database(url)
+        pool = create_pool(url, "amiyan_app", 4)
+        with_log, without_log = Ledger(UnitOfWork(pool)), Ledger(UnitOfWork(pool), audit=False)
+        Integrator(pool, ORIGIN, [parse_signer_key(signer_key)]).introduce_keys([verifier_key])
+        account_ids = [new_id() for _ in range(args.accounts)]
+        for i in range(0, len(account_ids), 8000):
+            with_log.create_accounts(
+                [Account(a, Asset.KZT, AccountType.OPERATOR) for a in account_ids[i : i + 8000]]
+            )
+        bench_core(without_log, make_transfers(account_ids, 10 * args.batch, rng), args.batch, 1)  # warm up
+
+        context = multiprocessing.get_context("spawn")
+        stop, lags_queue = context.Event(), context.Queue()
+        integrating = context.Process(target=integrate_forever, args=(url, signer_key, stop, lags_queue))
+        integrating.start()
+        without_rates, with_rates = [], []
+        for _ in range(args.rounds):
+            without_rates.append(
+                bench_core(without_log, make_transfers(account_ids, args.transfers, rng), args.batch, 1)
+            )
+            with_rates.append(
+                bench_core(with_log, make_transfers(account_ids, args.transfers, rng), args.batch, 1)
+            )
+            print(f"round: without log {without_rates[-1]}/s, with log {with_rates[-1]}/s", flush=True)
+        stop.set()
+        lags: list[float] = []
+        while integrating.is_alive() or not lags_queue.empty():
+            try:
+                lags.extend(lags_queue.get(timeout=0.5))
+            except Exception:  # queue.Empty from another process's queue
+                if not integrating.is_alive():
+                    break
+        integrating.join()
+
+        with tempfile.TemporaryDirectory() as directory, pool.connection() as connection:
+            entries = export_log(connection, Path(directory), ORIGIN)
+            connection.rollback()
+            verify_rate = measure_verify(Path(directory), verifier_key, entries)
+        pool.close()
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+    with_tps, without_tps = int(statistics.mean(with_rates)), int(statistics.mean(without_rates))
+    overhead = 1 - with_tps / without_tps
+    lag_p99 = int(percentile(lags, 0.99)) if lags else -1
+    print(
+        f"integration lag over {len(lags)} inbox rows: p50 {percentile(lags, 0.5):.1f} ms, p99 {lag_p99} ms"
+    )
+    print(
+        f"audit_bench: with_log_tps={with_tps} without_log_tps={without_tps} overhead={overhead:.3f} "
+        f"verify_entries_per_s={verify_rate} lag_p99_ms={lag_p99}"
+    )
+
+
+def measure_verify(directory: Path, verifier_key: str, entries: int) -> int:
+    from ledger.audit.verify import verify_export
+
+    with tempfile.TemporaryDirectory() as state_directory:
+        started = time.perf_counter()
+        verdict = verify_export(directory, [verifier_key], Path(state_directory) / "state.json")
+        elapsed = time.perf_counter() - started
+    print(f"verify: {verdict.message}", flush=True)
+    assert verdict.ok, verdict.message
+    return int(entries / elapsed)
+
+
+if __name__ == "__main__":
+    main()
