@@ -29,18 +29,19 @@ from psycopg import conninfo, sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api.database import create_pool, resolve_database_url, upgrade_database  # noqa: E402
-from api.logs import configure_logging  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from ledger.accounts import Account, AccountType  # noqa: E402
-from ledger.audit.export import export_log  # noqa: E402
-from ledger.audit.integrator import Integrator  # noqa: E402
-from ledger.audit.signed_note import generate_signer, parse_signer_key  # noqa: E402
-from ledger.ids import new_id  # noqa: E402
-from ledger.money import Asset  # noqa: E402
-from ledger.service import Ledger  # noqa: E402
-from ledger.unit_of_work import UnitOfWork  # noqa: E402
-from ledger_bench import bench_core, make_transfers  # noqa: E402
+from ledger_bench import bench_core, make_transfers
+
+from api.database import create_pool, resolve_database_url, upgrade_database
+from api.logs import configure_logging
+from api.settings import Settings
+from ledger.accounts import Account, AccountType
+from ledger.audit.export import export_log
+from ledger.audit.integrator import Integrator
+from ledger.audit.signed_note import generate_signer, parse_signer_key
+from ledger.ids import new_id
+from ledger.money import Asset
+from ledger.service import Ledger
+from ledger.unit_of_work import UnitOfWork
 
 ORIGIN = "bench.amiyan.kz/audit"
 

@@ -23,7 +23,6 @@ import secrets
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from ledger.results import CreateTransferResult
 from ledger.service import Ledger
 from ledger.transfers import Transfer
 from ledger.unit_of_work import UnitOfWork
+from ledger.wire import register_array_dumpers
 
 CLIENTS = 32
 TRANSFER_CODE_BENCH = 99
