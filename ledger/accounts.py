@@ -97,14 +97,14 @@ def validate_account(event: Account) -> CreateAccountResult:
     """The first validation failure of an account event on its own, or `ok`."""
     if not isinstance(event.id, uuid.UUID) or is_reserved_id(event.id):
         return CreateAccountResult.id_must_not_be_zero
-    if not isinstance(event.flags, int) or event.flags & ~int(ACCOUNT_FLAGS_CLIENT):
+    if not is_integer(event.flags) or event.flags & ~int(ACCOUNT_FLAGS_CLIENT):
         return CreateAccountResult.flags_reserved
     both_limits = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
     if event.flags & both_limits == both_limits:
         return CreateAccountResult.flags_are_mutually_exclusive
-    if not isinstance(event.asset, int) or event.asset not in ASSETS:
+    if not is_integer(event.asset) or event.asset not in ASSETS:
         return CreateAccountResult.asset_invalid
-    if not isinstance(event.code, int) or event.code not in ACCOUNT_TYPES:
+    if not is_integer(event.code) or event.code not in ACCOUNT_TYPES:
         return CreateAccountResult.code_invalid
     if not _user_data_in_range(event.user_data_128, event.user_data_64, event.user_data_32):
         return CreateAccountResult.user_data_out_of_range
@@ -128,6 +128,11 @@ def compare_existing_account(event: Account, existing: AccountBalance) -> Create
     if event.code != existing.code:
         return CreateAccountResult.exists_with_different_code
     return CreateAccountResult.exists
+
+
+def is_integer(value: object) -> bool:
+    """An int or an IntEnum member, but not a bool (True would pass as asset 1) nor a float (1.0 == 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _user_data_in_range(user_data_128: object, user_data_64: object, user_data_32: object) -> bool:

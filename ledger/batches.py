@@ -273,8 +273,11 @@ class TransferBatch:
             return R.pending_transfer_expired
         debit = self.accounts[pending.debit_account_id]
         credit = self.accounts[pending.credit_account_id]
-        if (debit.flags & _CLOSED and not pending.flags & _CLOSING_DEBIT) or (
-            credit.flags & _CLOSED and not pending.flags & _CLOSING_CREDIT
+        # Posting moves money into or out of a closed account: refused. Voiding only gives back a
+        # reservation made before the account closed, so a closed account never strands one.
+        if event.flags & _POST and (
+            (debit.flags & _CLOSED and not pending.flags & _CLOSING_DEBIT)
+            or (credit.flags & _CLOSED and not pending.flags & _CLOSING_CREDIT)
         ):
             return R.account_closed
         journal = self._journal

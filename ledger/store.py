@@ -199,12 +199,13 @@ def _write_batch(
     connection: psycopg.Connection[Any], batch: TransferBatch, expired_ids: list[uuid.UUID], audit: bool
 ) -> None:
     rows = batch.inserted
+    events = transfer_events(rows) if audit else []
     if rows:
         with connection.cursor().copy(_COPY_TRANSFERS) as copy:
             copy.write(transfer_copy_data(rows, ZERO_ID))
     with connection.pipeline():
-        if rows and audit:
-            append_events(connection, transfer_events(rows))
+        append_events(connection, events)
+        if rows:
             touched = sorted(batch.touched)
             changes = [batch.accounts[account_id].changes() for account_id in touched]
             connection.execute(

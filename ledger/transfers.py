@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from enum import IntFlag
 
-from ledger.accounts import ASSETS
+from ledger.accounts import ASSETS, is_integer
 from ledger.ids import ZERO_ID, is_reserved_id
 from ledger.limits import AMOUNT_TIYN_MAX, CODE_MAX, PENDING_TIMEOUT_S_MAX, USER_DATA_32_MAX, USER_DATA_64_MAX
 from ledger.results import CreateTransferResult as R
@@ -94,7 +94,7 @@ def validate_transfer(event: Transfer) -> R:
     if not isinstance(event.id, uuid.UUID) or is_reserved_id(event.id):
         return R.id_must_not_be_zero
     flags = event.flags
-    if not isinstance(flags, int) or flags & ~_CLIENT_FLAGS:
+    if not is_integer(flags) or flags & ~_CLIENT_FLAGS:
         return R.flags_reserved
     resolving = flags & _RESOLVING
     if resolving == _RESOLVING or (resolving and flags & _PENDING):
@@ -146,9 +146,9 @@ def _validate_amounts_and_data(event: Transfer, resolving: bool) -> R:
         return R.amount_too_large
     # isinstance checks: 1.0 == 1 would otherwise pass as an asset and reach the database.
     asset, code = event.asset, event.code
-    if not isinstance(asset, int) or (asset not in ASSETS and not (resolving and asset == 0)):
+    if not is_integer(asset) or (asset not in ASSETS and not (resolving and asset == 0)):
         return R.asset_invalid
-    if not isinstance(code, int) or not 0 <= code <= CODE_MAX or (code == 0 and not resolving):
+    if not is_integer(code) or not 0 <= code <= CODE_MAX or (code == 0 and not resolving):
         return R.code_must_not_be_zero
     if not (
         isinstance(event.user_data_128, uuid.UUID)

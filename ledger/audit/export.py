@@ -13,7 +13,9 @@ from ledger.audit.inbox import split_events
 HASH_SIZE_BYTES = 32
 
 
-def export_log(connection: psycopg.Connection[Any], directory: Path, origin: str, snapshot: bool = True) -> int:
+def export_log(
+    connection: psycopg.Connection[Any], directory: Path, origin: str, snapshot: bool = True
+) -> int:
     """Write the stored log as it is, the checkpoints and the keys; returns the number of entries. The
     unsigned tail after the last checkpoint is exported too (the verifier says so). With `snapshot`, the
     transaction must be fresh: it reads one REPEATABLE READ snapshot. The export copies what is stored
