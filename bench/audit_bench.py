@@ -18,21 +18,17 @@ Last line, exactly:
 import argparse
 import multiprocessing
 import random
-import secrets
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import psycopg
-from psycopg import conninfo, sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ledger_bench import bench_core, make_transfers
 
-from api.database import create_pool, resolve_database_url, upgrade_database
+from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
 from ledger.accounts import Account, AccountType
@@ -81,14 +77,8 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     server_url = resolve_database_url(Settings())
-    scratch = f"amiyan_audit_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-    parts = conninfo.conninfo_to_dict(server_url)
-    parts["dbname"] = scratch
-    url = conninfo.make_conninfo(**parts)
     signer_key, verifier_key = generate_signer("bench.amiyan.kz")
-    try:
+    with scratch_database(server_url, "amiyan_audit_bench") as url:
         upgrade_database(url)
         pool = create_pool(url, "amiyan_app", 4)
         with_log, without_log = Ledger(UnitOfWork(pool)), Ledger(UnitOfWork(pool), audit=False)
@@ -128,9 +118,6 @@ def main() -> None:
             connection.rollback()
             verify_rate = measure_verify(Path(directory), verifier_key, entries)
         pool.close()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 
     overhead = 1 - with_tps / without_tps
     lag_p99 = int(percentile(lags, 0.99)) if lags else -1

@@ -19,7 +19,6 @@ import datetime as dt
 import itertools
 import os
 import random
-import secrets
 import sys
 import threading
 import time
@@ -27,11 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from psycopg import conninfo, sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.database import create_pool, resolve_database_url, upgrade_database
+from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
 from ledger.accounts import Account, AccountType
@@ -209,13 +207,7 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     server_url = resolve_database_url(Settings())
-    scratch = f"amiyan_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-    parts = conninfo.conninfo_to_dict(server_url)
-    parts["dbname"] = scratch
-    url = conninfo.make_conninfo(**parts)
-    try:
+    with scratch_database(server_url, "amiyan_bench") as url:
         upgrade_database(url)
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(
@@ -244,9 +236,6 @@ def main() -> None:
         violations = ledger.invariant_violations()
         assert not violations, violations
         pool.close()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
     ratio = core_tps / baseline_tps
     print(
         f"ledger_bench: core_tps={core_tps} baseline_tps={baseline_tps} ratio={ratio:.3f} "

@@ -4,17 +4,15 @@ The session creates a scratch database on that server, migrates it to head, and 
 History tables refuse DELETE and TRUNCATE, so tests never clean up: each makes its own ids and accounts.
 """
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
 from psycopg_pool import ConnectionPool
 
-from api.database import create_pool, start_embedded_server, upgrade_database
+from api.database import create_pool, scratch_database, start_embedded_server, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
 from ledger.service import Ledger
@@ -30,24 +28,12 @@ def _server_url() -> str:
     return start_embedded_server(settings.data_dir, settings.embedded_database)
 
 
-def _with_database(url: str, database: str) -> str:
-    parts = conninfo.conninfo_to_dict(url)
-    parts["dbname"] = database
-    return conninfo.make_conninfo(**parts)
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     configure_logging("json", "warning")
-    server_url = _server_url()
-    scratch = f"amiyan_test_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-    url = _with_database(server_url, scratch)
-    upgrade_database(url)
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(scratch)))
+    with scratch_database(_server_url(), "amiyan_test") as url:
+        upgrade_database(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,14 @@
 """The tamper suite: damage the log inside a real PostgreSQL (as its owner, triggers disabled, in a
 transaction that is rolled back afterwards), export it, and let the offline verifier find it."""
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
+from psycopg import sql
 
-from api.database import create_pool, upgrade_database
+from api.database import create_pool, scratch_database, upgrade_database
 from ledger.accounts import Account, AccountType
 from ledger.audit.events import transfer_event
 from ledger.audit.export import export_log
@@ -43,12 +42,11 @@ class Log:
 @pytest.fixture(scope="module")
 def log(database_url: str) -> Iterator[Log]:
     """A fresh database holding a log of several batches and checkpoints."""
-    name = f"amiyan_tamper_{secrets.token_hex(4)}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    parts = conninfo.conninfo_to_dict(database_url)
-    parts["dbname"] = name
-    url = conninfo.make_conninfo(**parts)
+    with scratch_database(database_url, "amiyan_tamper") as url:
+        yield _build_log(url)
+
+
+def _build_log(url: str) -> Log:
     upgrade_database(url)
     signer_key, verifier_key = generate_signer("tamper.amiyan.kz")
     pool = create_pool(url, "amiyan_app", 4)
@@ -68,9 +66,7 @@ def log(database_url: str) -> Iterator[Log]:
         size = integrator.integrate_once(checkpoint=True).size
         assert round_number >= 0
     pool.close()
-    yield Log(url, signer_key, verifier_key, size)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    return Log(url, signer_key, verifier_key, size)
 
 
 def _export_after(log: Log, directory: Path, damage: Callable[[psycopg.Connection], None] | None) -> Path:

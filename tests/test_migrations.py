@@ -1,16 +1,14 @@
 """Migrations are reversible and the metadata in ledger/schema.py agrees with what they build."""
 
-import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from psycopg import conninfo, sql
 from sqlalchemy import create_engine, pool
 
-from api.database import downgrade_database, upgrade_database
+from api.database import downgrade_database, scratch_database, upgrade_database
 from ledger.schema import metadata
 
 LEDGER_TABLES = {
@@ -29,14 +27,8 @@ LEDGER_TABLES = {
 
 @pytest.fixture
 def empty_database(database_url: str) -> Iterator[str]:
-    name = f"amiyan_migrate_{secrets.token_hex(4)}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    parts = conninfo.conninfo_to_dict(database_url)
-    parts["dbname"] = name
-    yield conninfo.make_conninfo(**parts)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(database_url, "amiyan_migrate") as url:
+        yield url
 
 
 def _tables(url: str) -> set[str]:
