@@ -175,9 +175,9 @@ def _lock_and_load(
         failure_cursor = connection.execute(_SELECT_FAILURES, (event_id_array,), binary=True)
         clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(event_count + len(expired_ids), 1),))
         pipeline.sync()
-        accounts = {row[0]: AccountState.from_row(row) for row in read_cursor.fetchall()}
+        accounts = {row[0]: AccountState(row) for row in read_cursor.fetchall()}
         for row in locked_cursor.fetchall():  # read under lock: these counters are the current ones
-            accounts[row[0]] = AccountState.from_row(row)
+            accounts[row[0]] = AccountState(row)
         for row in existing_cursor.fetchall():
             transfers[row[0]] = StoredTransfer(*row)
         resolutions = dict(resolution_cursor.fetchall()) if resolution_cursor is not None else {}
