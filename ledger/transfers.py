@@ -9,8 +9,8 @@ leave the accounts, asset and code zero to inherit them from the pending transfe
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import NamedTuple
 from enum import IntFlag
+from typing import NamedTuple
 
 from ledger.accounts import ASSETS, is_integer
 from ledger.ids import ZERO_ID, is_reserved_id
