@@ -62,7 +62,7 @@ class AccountState:
     )
 
     def __init__(self, row: tuple[uuid.UUID, int, int, int, int, int, int, int]) -> None:
-        """Row order: id, asset, code, flags, debits_pending, debits_posted, credits_pending, credits_posted."""
+        """Row: id, asset, code, flags, debits_pending, debits_posted, credits_pending, credits_posted."""
         (
             self.id,
             self.asset,
