@@ -152,17 +152,20 @@ BEGIN
     RETURN first_ns;
 END $$;
 
--- Applies a batch's per-account changes as deltas. Locks the accounts in id order first (so concurrent
--- batches never deadlock), refuses the batch if an account was closed or reopened since the batch read it
--- (40001: the caller retries), and refuses any batch whose debits and credits do not balance.
+-- Applies a batch's per-account changes as deltas, in one UPDATE that walks the accounts in id order
+-- (a nested loop over the sorted deltas; hash and merge joins are off inside this function), so its row
+-- locks are taken in id order and concurrent batches do not deadlock. An account whose closed flag is no
+-- longer what the batch read is skipped by the WHERE clause, and the row count then refuses the batch
+-- (40001: the caller retries). A batch whose debits and credits differ is refused outright.
 CREATE FUNCTION ledger_apply_deltas(
     ids uuid[], debits_pending_delta bigint[], debits_posted_delta bigint[],
     credits_pending_delta bigint[], credits_posted_delta bigint[],
     closed_expected integer[], flags_set integer[], flags_clear integer[]
-) RETURNS void LANGUAGE plpgsql AS $$
+) RETURNS void LANGUAGE plpgsql
+    SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     moved record;
-    changed integer;
+    updated integer;
 BEGIN
     SELECT coalesce(sum(d), 0) AS dp, coalesce(sum(dpo), 0) AS dpo, coalesce(sum(c), 0) AS cp,
            coalesce(sum(cpo), 0) AS cpo
@@ -174,21 +177,21 @@ BEGIN
             moved.dpo, moved.dp, moved.cpo, moved.cp
             USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_zero_sum';
     END IF;
-    PERFORM 1 FROM accounts WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
-    SELECT count(*) INTO changed
-      FROM accounts a JOIN unnest(ids, closed_expected) AS n(id, closed) ON a.id = n.id
-     WHERE a.flags & 8 <> n.closed;
-    IF changed > 0 THEN
-        RAISE EXCEPTION '% account(s) were closed or reopened while the batch was decided', changed
-            USING ERRCODE = 'serialization_failure';
-    END IF;
     UPDATE accounts a
        SET debits_pending = a.debits_pending + n.dp, debits_posted = a.debits_posted + n.dpo,
            credits_pending = a.credits_pending + n.cp, credits_posted = a.credits_posted + n.cpo,
            flags = (a.flags | n.fset) & ~n.fclear
-      FROM unnest(ids, debits_pending_delta, debits_posted_delta, credits_pending_delta, credits_posted_delta,
-                  flags_set, flags_clear) AS n(id, dp, dpo, cp, cpo, fset, fclear)
-     WHERE a.id = n.id;
+      FROM (SELECT * FROM unnest(ids, debits_pending_delta, debits_posted_delta, credits_pending_delta,
+                                 credits_posted_delta, closed_expected, flags_set, flags_clear)
+                       AS u(id, dp, dpo, cp, cpo, closed, fset, fclear)
+             ORDER BY u.id) n
+     WHERE a.id = n.id AND a.flags & 8 = n.closed;
+    GET DIAGNOSTICS updated = ROW_COUNT;
+    IF updated <> cardinality(ids) THEN
+        RAISE EXCEPTION '% account(s) were closed, reopened or missing while the batch was decided',
+            cardinality(ids) - updated
+            USING ERRCODE = 'serialization_failure';
+    END IF;
 END $$;
 
 -- Each account's counters recomputed from its transfers alone; the invariant is that they equal the stored
