@@ -179,6 +179,7 @@ def audit_verify(
     from ledger.audit.verify import verify_export
 
     state_path = state or Settings().data_dir / "audit-state" / f"{_safe_name(directory)}.json"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
     verdict = verify_export(directory, key, state_path, incremental=incremental)
     typer.echo(verdict.message)
     if not verdict.ok:

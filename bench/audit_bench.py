@@ -50,8 +50,8 @@ def integrate_forever(url: str, signer_key: str, stop, lags) -> None:  # runs in
     integrator = Integrator(pool, ORIGIN, [parse_signer_key(signer_key)], checkpoint_interval_s=1.0)
     while not stop.is_set():
         result = integrator.integrate_once()
-        if result.lags_ms:
-            lags.put(list(result.lags_ms))
+        if result.lags_us:
+            lags.put([lag / 1000 for lag in result.lags_us])
         if result.entries == 0:
             time.sleep(0.01)
     while integrator.integrate_once(checkpoint=False).entries:

@@ -101,6 +101,12 @@ def read_export(directory: Path) -> AuditExport:
     entries = _split_entries(raw_entries)
     if len(raw_hashes) % HASH_SIZE_BYTES:
         raise ExportFormatError("leaf_hashes.bin is not a whole number of 32-byte hashes")
+    # A leaf-hash count that differs from the entries is left to the verifier, which can name the entry.
+    declared = manifest.get("size")
+    if type(declared) is not int or declared != len(entries):
+        raise ExportFormatError(
+            f"manifest.json declares {declared} entries; entries.bin holds {len(entries)}"
+        )
     leaf_hashes = [raw_hashes[i : i + HASH_SIZE_BYTES] for i in range(0, len(raw_hashes), HASH_SIZE_BYTES)]
     return AuditExport(
         origin=str(manifest.get("origin", "")),
@@ -114,7 +120,6 @@ def read_export(directory: Path) -> AuditExport:
 def _split_entries(data: bytes) -> list[bytes]:
     entries: list[bytes] = []
     offset = 0
-    view = memoryview(data)
     unpack = _LENGTH.unpack_from
     while offset < len(data):
         if offset + 4 > len(data):
@@ -123,7 +128,7 @@ def _split_entries(data: bytes) -> list[bytes]:
         offset += 4
         if offset + length > len(data):
             raise ExportFormatError(f"entries.bin: entry {len(entries)} runs past the end of the file")
-        entries.append(bytes(view[offset : offset + length]))
+        entries.append(data[offset : offset + length])
         offset += length
     return entries
 
@@ -131,11 +136,27 @@ def _split_entries(data: bytes) -> list[bytes]:
 def _parse_checkpoint_line(line: str, number: int) -> ExportedCheckpoint:
     try:
         record = json.loads(line)
-        return ExportedCheckpoint(
-            size=int(record["size"]),
-            note=str(record["note"]),
-            previous_size=int(record["previous_size"]),
-            consistency_proof=tuple(base64.b64decode(h, validate=True) for h in record["consistency_proof"]),
+        size, previous, note, proof = (
+            record["size"],
+            record["previous_size"],
+            record["note"],
+            record["consistency_proof"],
         )
+        if not all(type(value) is int and value >= 0 for value in (size, previous)):
+            raise ValueError("size and previous_size must be non-negative integers")
+        if not isinstance(note, str) or not isinstance(proof, list):
+            raise ValueError("note must be a string and consistency_proof a list")
+        hashes = tuple(_strict_base64(h) for h in proof)
     except (ValueError, KeyError, TypeError) as error:
         raise ExportFormatError(f"checkpoints.jsonl line {number}: {error}") from error
+    return ExportedCheckpoint(size=size, note=note, previous_size=previous, consistency_proof=hashes)
+
+
+def _strict_base64(text: object) -> bytes:
+    """Only the one canonical spelling: what decodes must re-encode to the same text."""
+    if not isinstance(text, str):
+        raise ValueError("a proof hash must be a base64 string")
+    data = base64.b64decode(text, validate=True)
+    if base64.b64encode(data).decode() != text or len(data) != HASH_SIZE_BYTES:
+        raise ValueError(f"proof hash {text!r} is not canonical base64 of 32 bytes")
+    return data

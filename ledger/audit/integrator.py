@@ -45,8 +45,8 @@ class Integration:
     entries: int
     size: int
     checkpoint_size: int | None
-    # For each inbox row integrated: milliseconds from its insert to this integration (the log's lag).
-    lags_ms: tuple[float, ...] = ()
+    # For each inbox row integrated: microseconds from its insert to this integration (the log's lag).
+    lags_us: tuple[int, ...] = ()
 
 
 class Integrator:
@@ -118,20 +118,21 @@ class Integrator:
         size, compact = int(tree[0]), CompactRange.from_bytes(bytes(tree[1]))
         assert compact.size == size, "audit_tree size disagrees with its compact range"
         rows = connection.execute(
-            "SELECT id, events, extract(epoch FROM clock_timestamp() - queued_at) * 1000 FROM audit_inbox"
+            "SELECT id, events, (extract(epoch FROM clock_timestamp() - queued_at) * 1000000)::bigint"
+            " FROM audit_inbox"
             " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (INBOX_ROWS_PER_INTEGRATION_MAX,),
         ).fetchall()
         entries: list[bytes] = []
         taken: list[int] = []
-        lags: list[float] = []
-        for inbox_id, blob, lag_ms in rows:
+        lags: list[int] = []
+        for inbox_id, blob, lag_us in rows:
             events = split_events(bytes(blob))
             if taken and len(entries) + len(events) > ENTRIES_PER_SEGMENT_MAX:
                 break
             entries.extend(events)
             taken.append(inbox_id)
-            lags.append(float(lag_ms))
+            lags.append(int(lag_us))
         if entries:
             self._append(connection, size, compact, entries)
             connection.execute("DELETE FROM audit_inbox WHERE id = ANY(%s)", (taken,))
