@@ -8,13 +8,21 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
+from api.database import scratch_database
 from api.demo import demo_id
 from api.settings import Settings
 
 
 @pytest.fixture
-def environment(database_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("AMIYAN_DATABASE_URL", database_url)
+def own_database(database_url):
+    """A database of its own: its audit log is signed only by this test's key from the start."""
+    with scratch_database(database_url, "amiyan_cli") as url:
+        yield url
+
+
+@pytest.fixture
+def environment(own_database, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMIYAN_DATABASE_URL", own_database)
     monkeypatch.setenv("AMIYAN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AMIYAN_LOG_FORMAT", "json")
     monkeypatch.setenv("AMIYAN_LOG_LEVEL", "warning")
@@ -46,9 +54,9 @@ def test_ledger_check_reports_a_sound_ledger(environment):
     assert result.exit_code == 0, result.output
 
 
-def test_the_http_service_reads_accounts_and_answers_problems(environment, database_url):
+def test_the_http_service_reads_accounts_and_answers_problems(environment, own_database):
     CliRunner().invoke(cli, ["demo"])
-    with TestClient(create_app(Settings(), database_url)) as client:
+    with TestClient(create_app(Settings(), own_database)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").status_code == 200
         canteen = client.get(f"/v1/ledger/accounts/{demo_id('canteen:school-7')}")
