@@ -162,6 +162,10 @@ class SeenTimestamps:
         self._merge()
         return iter(self._older)
 
+    def in_log_order(self) -> list[int]:
+        """Every value in log order, without merging `recent` into the set (saving does not need it)."""
+        return [*self._older, *self.recent]
+
     def _merge(self) -> None:
         if self.recent:
             self._older.update(dict.fromkeys(self.recent))
@@ -206,7 +210,7 @@ def encode(books: Books) -> dict[str, object]:
     resolved = b"".join(
         _RESOLVED.pack(pending_id, flags, index) for pending_id, (flags, index) in books.resolved.items()
     )
-    stamps = list(books.timestamps)
+    stamps = books.timestamps.in_log_order()
     return {
         "format": STATE_FORMAT,
         "size": books.size,

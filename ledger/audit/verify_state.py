@@ -108,8 +108,8 @@ def save_state(path: Path, state: VerifierState) -> None:
     }
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", encoding="utf-8") as out:
-        json.dump(record, out, ensure_ascii=False, separators=(",", ":"))
-        out.write("\n")
+        # One dumps and one write: json.dump streams small chunks, several times slower on 50 MB.
+        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
