@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from ledger.accounts import Account, AccountType
-from ledger.audit.events import TransferEvent, decode_event
+from ledger.audit.events import decode_event
 from ledger.audit.export_format import read_export
 from ledger.audit.integrator import Integrator
 from ledger.audit.log_store import prove_consistency, prove_inclusion, read_entries, tree_size
@@ -23,7 +23,7 @@ from ledger.ids import new_id
 from ledger.money import Asset
 from ledger.results import CreateTransferResult as R
 from ledger.service import create_transfers_in
-from ledger.transfers import Transfer
+from ledger.transfers import StoredTransfer, Transfer
 
 ORIGIN = "test.amiyan.kz/audit"
 
@@ -61,7 +61,7 @@ def test_every_committed_transfer_becomes_exactly_one_log_entry(ledger, pool, in
     with pool.connection() as connection:
         size = tree_size(connection)
         logged = [decode_event(e) for e in read_entries(connection, 0, size)]
-    ids = [e.id for e in logged if isinstance(e, TransferEvent)]
+    ids = [e.id for e in logged if isinstance(e, StoredTransfer)]
     assert sorted(t.id for t in transfers) == sorted(i for i in ids if i in {t.id for t in transfers})
     assert len(ids) == len(set(ids))
 
@@ -166,7 +166,7 @@ def test_concurrent_writers_with_rollbacks_log_exactly_the_committed_changes(led
     _drain(integrator)
     with pool.connection() as connection:
         logged = [decode_event(e) for e in read_entries(connection, 0, tree_size(connection))]
-    logged_ids = [e.id for e in logged if isinstance(e, TransferEvent) and e.id in committed | rolled_back]
+    logged_ids = [e.id for e in logged if isinstance(e, StoredTransfer) and e.id in committed | rolled_back]
     assert committed and rolled_back
     assert sorted(logged_ids) == sorted(committed)
 

@@ -83,24 +83,6 @@ def json_event(kind: str, fields: Mapping[str, CanonicalValue]) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class TransferEvent:
-    id: uuid.UUID
-    debit_account_id: uuid.UUID
-    credit_account_id: uuid.UUID
-    amount: int
-    asset: int
-    code: int
-    flags: int
-    pending_id: uuid.UUID
-    timeout_s: int
-    user_data_128: uuid.UUID
-    user_data_64: int
-    user_data_32: int
-    effective_date: dt.date
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
 class AccountEvent:
     id: uuid.UUID
     asset: int
@@ -118,7 +100,8 @@ class JsonEvent:
     fields: dict[str, object]
 
 
-Event = TransferEvent | AccountEvent | JsonEvent
+# A transfer event reads back as the StoredTransfer it was made from.
+Event = StoredTransfer | AccountEvent | JsonEvent
 
 
 class EventFormatError(ValueError):
@@ -134,7 +117,7 @@ def decode_event(data: bytes) -> Event:
         if len(data) != TRANSFER_EVENT.size:
             raise EventFormatError(f"transfer event must be {TRANSFER_EVENT.size} bytes, got {len(data)}")
         f = TRANSFER_EVENT.unpack(data)
-        return TransferEvent(
+        return StoredTransfer(
             uuid.UUID(bytes=f[1]), uuid.UUID(bytes=f[2]), uuid.UUID(bytes=f[3]), f[4], f[5], f[6], f[7],
             uuid.UUID(bytes=f[8]), f[9], uuid.UUID(bytes=f[10]), f[11], f[12],
             dt.date.fromordinal(f[13] + _UNIX_EPOCH_ORDINAL), f[14],

@@ -47,7 +47,6 @@ from ledger.audit.events import (
     Event,
     EventFormatError,
     JsonEvent,
-    TransferEvent,
     decode_event,
 )
 from ledger.audit.replay_rules import (
@@ -73,6 +72,7 @@ from ledger.audit.replay_rules import (
     uuid_text,
 )
 from ledger.audit.replay_state import AccountCounters, Books, Pending, decode, encode
+from ledger.transfers import StoredTransfer
 
 __all__ = ["JsonHandler", "Replay", "ReplayError"]
 
@@ -112,7 +112,7 @@ class Replay:
         """Apply one decoded event; `index` is its position in the log."""
         self._expect(index)
         try:
-            if isinstance(event, TransferEvent):
+            if isinstance(event, StoredTransfer):
                 fields: _TransferFields = (
                     event.id.bytes, event.debit_account_id.bytes, event.credit_account_id.bytes, event.amount,
                     event.asset, event.flags, event.pending_id.bytes, event.timeout_s, event.timestamp,
