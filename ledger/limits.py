@@ -17,6 +17,8 @@ PENDING_TIMEOUT_S_MAX: Final = 400 * 24 * 3600
 
 # Pending transfers whose timeout passed are released in groups of at most this many per batch.
 EXPIRY_PER_BATCH_MAX: Final = 1000
+# A Ledger looks for timed-out reservations at most this often; releasing one waits at most this long.
+EXPIRY_CHECK_INTERVAL_S: Final = 0.05
 
 # user_data fields (as in TigerBeetle) are opaque references for the caller.
 USER_DATA_64_MAX: Final = 2**63 - 1

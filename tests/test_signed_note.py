@@ -185,7 +185,7 @@ def test_signer_key_parsing_is_strict(mutate: object, reason: str, vector: dict[
 
 EMPTY_ROOT_B64 = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
-line_text = st.text(st.characters(min_codepoint=0x20), min_size=1)
+line_text = st.text(st.characters(min_codepoint=0x20, codec="utf-8"), min_size=1)
 checkpoints = st.builds(
     Checkpoint,
     origin=line_text,
