@@ -149,7 +149,7 @@ def bench_baseline(url: str, transfers: list[Transfer], batch: int, connections:
 
 
 def bench_single(ledger: Ledger, transfers: list[Transfer]) -> int:
-    coalescer = TransferCoalescer(ledger, writers=2)
+    coalescer = TransferCoalescer(ledger, writers=1)
     failures: list[str] = []
 
     def client(n: int) -> None:
