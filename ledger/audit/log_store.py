@@ -9,25 +9,22 @@ from typing import Any, Final
 
 import psycopg
 
+from ledger.audit.inbox import split_events
 from ledger.audit.merkle import consistency_proof, inclusion_proof, root_from_leaf_hashes
 
 STORED_NODE_LEVEL_MIN: Final = 8
 HASH_SIZE_BYTES: Final = 32
 
+# The segments holding entries start .. end - 1; {column} is leaf_hashes or entries.
 _SEGMENTS_COVERING = """
-SELECT first_index, entry_count, leaf_hashes FROM audit_segments
+SELECT first_index, entry_count, {column} FROM audit_segments
  WHERE first_index >= coalesce(
            (SELECT max(first_index) FROM audit_segments WHERE first_index <= %(start)s), 0)
    AND first_index < %(end)s
  ORDER BY first_index
 """
-_SEGMENTS_WITH_ENTRIES = """
-SELECT first_index, entry_count, entries FROM audit_segments
- WHERE first_index >= coalesce(
-           (SELECT max(first_index) FROM audit_segments WHERE first_index <= %(start)s), 0)
-   AND first_index < %(end)s
- ORDER BY first_index
-"""
+_SEGMENT_LEAF_HASHES = _SEGMENTS_COVERING.format(column="leaf_hashes")
+_SEGMENT_ENTRIES = _SEGMENTS_COVERING.format(column="entries")
 
 
 class StoredSubtrees:
@@ -59,7 +56,7 @@ class StoredSubtrees:
         """Leaf hashes of entries start .. end - 1."""
         if start >= end:
             return []
-        rows = self.connection.execute(_SEGMENTS_COVERING, {"start": start, "end": end}).fetchall()
+        rows = self.connection.execute(_SEGMENT_LEAF_HASHES, {"start": start, "end": end}).fetchall()
         hashes: list[bytes] = []
         for first_index, count, blob in rows:
             low, high = max(start, first_index), min(end, first_index + count)
@@ -81,11 +78,9 @@ def tree_size(connection: psycopg.Connection[Any]) -> int:
 
 def read_entries(connection: psycopg.Connection[Any], start: int, end: int) -> list[bytes]:
     """Entries start .. end - 1 exactly as stored."""
-    from ledger.audit.inbox import split_events
-
     if start >= end:
         return []
-    rows = connection.execute(_SEGMENTS_WITH_ENTRIES, {"start": start, "end": end}).fetchall()
+    rows = connection.execute(_SEGMENT_ENTRIES, {"start": start, "end": end}).fetchall()
     entries: list[bytes] = []
     for first_index, count, blob in rows:
         events = split_events(bytes(blob))
