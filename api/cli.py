@@ -118,9 +118,13 @@ def ledger_check() -> None:
 def _integrator(settings: Settings, pool: ConnectionPool[Any]) -> "Integrator":
     from api.log_keys import load_log_signer
     from ledger.audit.integrator import Integrator
+    from ledger.audit.signed_note import parse_signer_key
 
     signer, verifier_key = load_log_signer(settings)
-    integrator = Integrator(pool, settings.log_origin, [signer])
+    signers = [signer]
+    if settings.log_retiring_signer_key:
+        signers.append(parse_signer_key(settings.log_retiring_signer_key))
+    integrator = Integrator(pool, settings.log_origin, signers)
     integrator.introduce_keys([verifier_key])
     return integrator
 

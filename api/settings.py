@@ -26,5 +26,8 @@ class Settings(BaseSettings):
     # string). Unset key: one is generated once into data_dir/log-signer.key (mode 0600).
     log_origin: str = "amiyan.kz/social-wallet/audit"
     log_signer_key: str | None = None
+    # During a key rotation: the key being retired. Checkpoints are signed by both until auditors have
+    # seen a checkpoint, signed by the old key, that covers the log entry introducing the new one.
+    log_retiring_signer_key: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -256,3 +256,40 @@ def test_a_rollback_to_an_older_log_is_refused_between_runs(log, tmp_path):
     older = _export_after(log, tmp_path / "old", drop_latest_checkpoint)
     verdict = verify_export(older, [log.verifier_key], state)
     assert not verdict.ok and "rollback" in verdict.message.lower(), verdict.message
+
+
+def test_a_key_rotation_is_followed_by_an_auditor_who_pinned_the_old_key(database_url, tmp_path):
+    old_signer, old_verifier = generate_signer("rotate.amiyan.kz")
+    new_signer, new_verifier = generate_signer("rotate.amiyan.kz")
+    with scratch_database(database_url, "amiyan_rotate") as url:
+        upgrade_database(url)
+        pool = create_pool(url, "amiyan_app", 4)
+        ledger = Ledger(UnitOfWork(pool))
+        accounts = [new_id(), new_id()]
+        ledger.create_accounts([Account(a, Asset.KZT, AccountType.OPERATOR) for a in accounts])
+
+        def write_and_checkpoint(integrator):
+            ledger.create_transfers([Transfer(new_id(), *accounts, 5, Asset.KZT, 1) for _ in range(20)])
+            while integrator.integrate_once(checkpoint=False).entries:
+                pass
+            integrator.integrate_once(checkpoint=True)
+
+        before = Integrator(pool, ORIGIN, [parse_signer_key(old_signer)])
+        before.introduce_keys([old_verifier])
+        write_and_checkpoint(before)
+        # Rotation: the new key is logged, and checkpoints carry both signatures for a while.
+        during = Integrator(pool, ORIGIN, [parse_signer_key(new_signer), parse_signer_key(old_signer)])
+        during.introduce_keys([new_verifier])
+        write_and_checkpoint(during)
+        after = Integrator(pool, ORIGIN, [parse_signer_key(new_signer)])
+        write_and_checkpoint(after)
+        with pool.connection() as connection:
+            export_log(connection, tmp_path / "export", ORIGIN)
+            connection.rollback()
+        pool.close()
+    verdict = verify_export(tmp_path / "export", [old_verifier], tmp_path / "state.json")
+    assert verdict.ok, verdict.message
+
+    # Without the rotation entry (or with only the new key pinned from the old log's start) it fails.
+    alone = verify_export(tmp_path / "export", [new_verifier], tmp_path / "other-state.json")
+    assert not alone.ok and "unknown key" in alone.message, alone.message
