@@ -1,5 +1,6 @@
 """`amiyan`: the command line. Settings are read once here and passed down."""
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,9 +63,21 @@ def serve(
         pool.close()
         base = f"http://{host or settings.host}:{port or settings.port}"
         console.print(f"[green]demo loaded[/green]: {base}/v1/ledger/accounts/{summary.canteen_account}")
-    uvicorn.run(
-        create_app(settings, url), host=host or settings.host, port=port or settings.port, log_config=None
+    _, integrator_pool = _ledger(settings, url)
+    integrator = _integrator(settings, integrator_pool)
+    stop = threading.Event()
+    integrating = threading.Thread(
+        target=integrator.run, args=(stop, url), name="audit-integrator", daemon=True
     )
+    integrating.start()
+    try:
+        uvicorn.run(
+            create_app(settings, url), host=host or settings.host, port=port or settings.port, log_config=None
+        )
+    finally:
+        stop.set()
+        integrating.join(5)
+        integrator_pool.close()
 
 
 @app.command()
