@@ -106,7 +106,7 @@ def validate_account(event: Account) -> CreateAccountResult:
         return CreateAccountResult.asset_invalid
     if not is_integer(event.code) or event.code not in ACCOUNT_TYPES:
         return CreateAccountResult.code_invalid
-    if not _user_data_in_range(event.user_data_128, event.user_data_64, event.user_data_32):
+    if not user_data_in_range(event.user_data_128, event.user_data_64, event.user_data_32):
         return CreateAccountResult.user_data_out_of_range
     return CreateAccountResult.ok
 
@@ -135,7 +135,7 @@ def is_integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _user_data_in_range(user_data_128: object, user_data_64: object, user_data_32: object) -> bool:
+def user_data_in_range(user_data_128: object, user_data_64: object, user_data_32: object) -> bool:
     return (
         isinstance(user_data_128, uuid.UUID)
         and type(user_data_64) is int

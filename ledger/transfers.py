@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from enum import IntFlag
 from typing import NamedTuple
 
-from ledger.accounts import ASSETS, is_integer
+from ledger.accounts import ASSETS, is_integer, user_data_in_range
 from ledger.ids import ZERO_ID, is_reserved_id
-from ledger.limits import AMOUNT_TIYN_MAX, CODE_MAX, PENDING_TIMEOUT_S_MAX, USER_DATA_32_MAX, USER_DATA_64_MAX
+from ledger.limits import AMOUNT_TIYN_MAX, CODE_MAX, PENDING_TIMEOUT_S_MAX
 from ledger.results import CreateTransferResult as R
 
 
@@ -151,13 +151,7 @@ def _validate_amounts_and_data(event: Transfer, resolving: bool) -> R:
         return R.asset_invalid
     if not is_integer(code) or not 0 <= code <= CODE_MAX or (code == 0 and not resolving):
         return R.code_must_not_be_zero
-    if not (
-        isinstance(event.user_data_128, uuid.UUID)
-        and type(event.user_data_64) is int
-        and type(event.user_data_32) is int
-        and 0 <= event.user_data_64 <= USER_DATA_64_MAX
-        and 0 <= event.user_data_32 <= USER_DATA_32_MAX
-    ):
+    if not user_data_in_range(event.user_data_128, event.user_data_64, event.user_data_32):
         return R.user_data_out_of_range
     day = event.effective_date
     if day is not None and (type(day) is not dt.date or not EFFECTIVE_DATE_MIN <= day <= EFFECTIVE_DATE_MAX):
