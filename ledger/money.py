@@ -8,13 +8,3 @@ class Asset(IntEnum):
 
     KZT = 1  # ordinary treasury tenge
     DIGITAL_KZT = 2  # the National Bank's digital tenge (CBDC), which can be marked for a purpose
-
-
-TIYN_PER_TENGE = 100
-
-
-def format_tiyn(amount_tiyn: int) -> str:
-    """Render tiyn as tenge for people: 123456 -> '1 234.56'."""
-    sign = "-" if amount_tiyn < 0 else ""
-    tenge, tiyn = divmod(abs(amount_tiyn), TIYN_PER_TENGE)
-    return f"{sign}{tenge:,}.{tiyn:02d}".replace(",", " ")

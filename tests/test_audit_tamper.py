@@ -1,6 +1,7 @@
 """The tamper suite: damage the log inside a real PostgreSQL (as its owner, triggers disabled, in a
 transaction that is rolled back afterwards), export it, and let the offline verifier find it."""
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ledger.audit.signed_note import (
     sign_note,
 )
 from ledger.audit.verify import verify_export
-from ledger.ids import new_id
+from ledger.ids import ZERO_ID, new_id
 from ledger.money import Asset
 from ledger.service import Ledger
 from ledger.transfers import StoredTransfer, Transfer
@@ -141,12 +142,10 @@ def _truncate_tail(entries: list[bytes], hashes: list[bytes]) -> None:
 
 
 def _forged_transfer(timestamp: int) -> bytes:
-    import datetime as dt
-
     return transfer_event(
         StoredTransfer(
-            new_id(), new_id(), new_id(), 1_000_000, 1, 1, 0, new_id().__class__(int=0), 0,
-            new_id().__class__(int=0), 0, 0, dt.date(2026, 11, 23), timestamp,
+            new_id(), new_id(), new_id(), 1_000_000, 1, 1, 0, ZERO_ID, 0, ZERO_ID, 0, 0,
+            dt.date(2026, 11, 23), timestamp,
         )
     )  # fmt: skip
 
