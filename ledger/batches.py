@@ -118,7 +118,6 @@ class TransferBatch:
     inserted: list[StoredTransfer] = field(default_factory=list)
     new_failures: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     new_timeouts: list[tuple[uuid.UUID, int]] = field(default_factory=list)
-    touched: set[uuid.UUID] = field(default_factory=set)
     # Undo journal of the linked chain in progress: (account, counters before); None outside chains.
     _journal: list[tuple[AccountState, tuple[int, int, int, int, int]]] | None = None
 
@@ -346,8 +345,13 @@ class TransferBatch:
     def _append_row(self, row: StoredTransfer) -> None:
         self.inserted.append(row)
         self.transfers[row.id] = row
-        self.touched.add(row.debit_account_id)
-        self.touched.add(row.credit_account_id)
+
+    def touched_accounts(self) -> list[uuid.UUID]:
+        """The accounts the written rows move, in id order (derived from the rows, so a rolled-back
+        chain's accounts are not rewritten with zero deltas)."""
+        accounts = {row.debit_account_id for row in self.inserted}
+        accounts.update(row.credit_account_id for row in self.inserted)
+        return sorted(accounts)
 
 
 def _is_linked(flags: object) -> bool:

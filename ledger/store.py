@@ -251,7 +251,7 @@ def _write_batch(
             connection.execute(_INSERT_TRANSFERS, _transfer_columns(rows))
         append_events(connection, events)
         if rows:
-            touched = sorted(batch.touched)
+            touched = batch.touched_accounts()
             changes = [batch.accounts[account_id].changes() for account_id in touched]
             connection.execute(
                 _APPLY_DELTAS,
