@@ -28,17 +28,14 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ledger_bench import bench_core, make_transfers
+from ledger_bench import bench_core, make_transfers, open_accounts
 
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
-from ledger.accounts import Account, AccountType
 from ledger.audit.export import export_log
 from ledger.audit.integrator import Integrator
 from ledger.audit.signed_note import generate_signer, parse_signer_key
-from ledger.ids import new_id
-from ledger.money import Asset
 from ledger.results import CreateTransferResult
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
@@ -91,11 +88,7 @@ def main() -> None:
         pool = create_pool(url, "amiyan_app", 4)
         with_log, without_log = Ledger(UnitOfWork(pool)), Ledger(UnitOfWork(pool), audit=False)
         Integrator(pool, ORIGIN, [parse_signer_key(signer_key)]).introduce_keys([verifier_key])
-        account_ids = [new_id() for _ in range(args.accounts)]
-        for i in range(0, len(account_ids), 8000):
-            with_log.create_accounts(
-                [Account(a, Asset.KZT, AccountType.OPERATOR) for a in account_ids[i : i + 8000]]
-            )
+        account_ids = open_accounts(with_log, args.accounts)
         bench_core(without_log, make_transfers(account_ids, 10 * args.batch, rng), args.batch, 1)  # warm up
 
         context = multiprocessing.get_context("spawn")

@@ -35,8 +35,9 @@ from api.settings import Settings
 from ledger.accounts import Account, AccountType
 from ledger.coalescer import TransferCoalescer
 from ledger.ids import new_id
+from ledger.limits import BATCH_EVENTS_MAX
 from ledger.money import Asset
-from ledger.results import CreateTransferResult
+from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.service import Ledger
 from ledger.transfers import Transfer
 from ledger.unit_of_work import UnitOfWork
@@ -72,6 +73,16 @@ def make_transfers(account_ids: list, count: int, rng: random.Random) -> list[Tr
             )
         )
     return transfers
+
+
+def open_accounts(ledger: Ledger, count: int) -> list:
+    """`count` plain KZT accounts, created in requests of at most BATCH_EVENTS_MAX."""
+    account_ids = [new_id() for _ in range(count)]
+    for i in range(0, count, BATCH_EVENTS_MAX):
+        chunk = account_ids[i : i + BATCH_EVENTS_MAX]
+        results = ledger.create_accounts([Account(a, Asset.KZT, AccountType.OPERATOR) for a in chunk])
+        assert set(results) == {CreateAccountResult.ok}, results[:3]
+    return account_ids
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> float:
@@ -215,11 +226,7 @@ def main() -> None:
             )
         pool = create_pool(url, "amiyan_app", size_max=max(4, args.connections + 2))
         ledger = Ledger(UnitOfWork(pool))
-        account_ids = [new_id() for _ in range(args.accounts)]
-        for i in range(0, len(account_ids), 8000):
-            ledger.create_accounts(
-                [Account(a, Asset.KZT, AccountType.OPERATOR) for a in account_ids[i : i + 8000]]
-            )
+        account_ids = open_accounts(ledger, args.accounts)
 
         warmup = make_transfers(account_ids, 20 * args.batch, rng)
         bench_core(ledger, warmup, args.batch, args.connections)  # plans cached, caches warm
