@@ -346,12 +346,17 @@ class TransferBatch:
         self.inserted.append(row)
         self.transfers[row.id] = row
 
-    def touched_accounts(self) -> list[uuid.UUID]:
-        """The accounts the written rows move, in id order (derived from the rows, so a rolled-back
-        chain's accounts are not rewritten with zero deltas)."""
-        accounts = {row.debit_account_id for row in self.inserted}
-        accounts.update(row.credit_account_id for row in self.inserted)
-        return sorted(accounts)
+    def touched_accounts(self) -> list[tuple[uuid.UUID, int]]:
+        """(account, asset of the rows that move it) for every account the written rows move, in id order.
+        Derived from the rows, so a rolled-back chain's accounts are not rewritten with zero deltas. Rows
+        that disagree on an account's asset give asset 0, which the database refuses (it never happens
+        unless the decision is wrong, and the database is what must not trust that)."""
+        assets: dict[uuid.UUID, int] = {}
+        for row in self.inserted:
+            for account_id in (row.debit_account_id, row.credit_account_id):
+                if assets.setdefault(account_id, row.asset) != row.asset:
+                    assets[account_id] = 0
+        return sorted(assets.items())
 
 
 def _is_linked(flags: object) -> bool:

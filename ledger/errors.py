@@ -43,6 +43,7 @@ _BY_CONSTRAINT: Final[dict[tuple[str, str], type[LedgerError]]] = {
     ("23001", "accounts_permanent"): AppendOnlyViolation,
     ("23001", "accounts_identity_immutable"): AppendOnlyViolation,
     ("23514", "ledger_zero_sum"): LedgerInvariantBroken,
+    ("23514", "transfers_same_asset"): LedgerInvariantBroken,
     ("23514", "ck_accounts_debits_must_not_exceed_credits"): LedgerInvariantBroken,
     ("23514", "ck_accounts_credits_must_not_exceed_debits"): LedgerInvariantBroken,
     ("23514", "ck_accounts_counters_not_negative"): LedgerInvariantBroken,

@@ -89,7 +89,7 @@ FROM STDIN (FORMAT BINARY)
 """
 _APPLY_DELTAS = (
     "SELECT ledger_apply_deltas(%b::uuid[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
-    " %b::int[], %b::int[], %b::int[])"
+    " %b::int[], %b::int[], %b::int[], %b::smallint[])"
 )
 _INSERT_FAILURES = """
 INSERT INTO transfer_failures (id, result, "timestamp")
@@ -251,7 +251,8 @@ def _write_batch(
             connection.execute(_INSERT_TRANSFERS, _transfer_columns(rows))
         append_events(connection, events)
         if rows:
-            touched = batch.touched_accounts()
+            touched_assets = batch.touched_accounts()
+            touched = [account_id for account_id, _ in touched_assets]
             changes = [batch.accounts[account_id].changes() for account_id in touched]
             connection.execute(
                 _APPLY_DELTAS,
@@ -264,6 +265,7 @@ def _write_batch(
                     int4_array([batch.accounts[account_id].initial[4] & _CLOSED for account_id in touched]),
                     int4_array([change[4] for change in changes]),
                     int4_array([change[5] for change in changes]),
+                    int2_array([asset for _, asset in touched_assets]),
                 ),
             )
         if batch.new_failures:

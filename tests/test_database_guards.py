@@ -109,10 +109,27 @@ def test_an_unbalanced_batch_is_refused(owner_connection, ledger):
     )
     error = _refused(
         owner_connection,
-        "SELECT ledger_apply_deltas(%s, %s, %s, %s, %s, %s, %s, %s)",
-        ([a, b], [0, 0], [5, 0], [0, 0], [0, 4], [0, 0], [0, 0], [0, 0]),
+        "SELECT ledger_apply_deltas(%s, %s, %s, %s, %s, %s, %s, %s, %s::smallint[])",
+        ([a, b], [0, 0], [5, 0], [0, 0], [0, 4], [0, 0], [0, 0], [0, 0], [1, 1]),
     )
     assert (error.sqlstate, error.diag.constraint_name) == ("23514", "ledger_zero_sum")
+
+
+def test_moving_an_account_in_another_asset_is_refused(owner_connection, ledger):
+    a, b = new_id(), new_id()
+    ledger.create_accounts(
+        [Account(a, Asset.KZT, AccountType.OPERATOR), Account(b, Asset.KZT, AccountType.OPERATOR)]
+    )
+    error = _refused(
+        owner_connection,
+        "SELECT ledger_apply_deltas(%s, %s, %s, %s, %s, %s, %s, %s, %s::smallint[])",
+        ([a, b], [0, 0], [5, 0], [0, 0], [0, 5], [0, 0], [0, 0], [0, 0], [1, int(Asset.DIGITAL_KZT)]),
+    )
+    assert (error.sqlstate, error.diag.constraint_name) == ("23514", "transfers_same_asset")
+    counters = owner_connection.execute(
+        "SELECT debits_posted, credits_posted FROM accounts WHERE id = ANY(%s) ORDER BY id", ([a, b],)
+    ).fetchall()
+    assert counters == [(0, 0), (0, 0)]
 
 
 def test_one_resolution_per_pending_transfer_at_the_database(owner_connection, ledger):

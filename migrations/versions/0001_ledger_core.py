@@ -156,11 +156,20 @@ END $$;
 -- (a nested loop over the sorted deltas; hash and merge joins are off inside this function), so its row
 -- locks are taken in id order and concurrent batches do not deadlock. An account whose closed flag is no
 -- longer what the batch read is skipped by the WHERE clause, and the row count then refuses the batch
--- (40001: the caller retries). A batch whose debits and credits differ is refused outright.
+-- (40001: the caller retries). A batch whose debits and credits differ is refused outright, and so is
+-- one that moves an account in an asset other than its own (`assets`: the asset of the rows touching each
+-- account; the refusing function is only called on a mismatch, so the hot path pays nothing for it).
+CREATE FUNCTION ledger_refuse_other_asset(account uuid, account_asset smallint, transfer_asset smallint)
+    RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'account % holds asset % but a transfer on it is in asset %', account, account_asset,
+        transfer_asset USING ERRCODE = 'check_violation', CONSTRAINT = 'transfers_same_asset';
+END $$;
+
 CREATE FUNCTION ledger_apply_deltas(
     ids uuid[], debits_pending_delta bigint[], debits_posted_delta bigint[],
     credits_pending_delta bigint[], credits_posted_delta bigint[],
-    closed_expected integer[], flags_set integer[], flags_clear integer[]
+    closed_expected integer[], flags_set integer[], flags_clear integer[], assets smallint[]
 ) RETURNS void LANGUAGE plpgsql
     SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
@@ -180,10 +189,11 @@ BEGIN
     UPDATE accounts a
        SET debits_pending = a.debits_pending + n.dp, debits_posted = a.debits_posted + n.dpo,
            credits_pending = a.credits_pending + n.cp, credits_posted = a.credits_posted + n.cpo,
-           flags = (a.flags | n.fset) & ~n.fclear
+           flags = CASE WHEN a.asset <> n.asset THEN ledger_refuse_other_asset(a.id, a.asset, n.asset)
+                        ELSE (a.flags | n.fset) & ~n.fclear END
       FROM (SELECT * FROM unnest(ids, debits_pending_delta, debits_posted_delta, credits_pending_delta,
-                                 credits_posted_delta, closed_expected, flags_set, flags_clear)
-                       AS u(id, dp, dpo, cp, cpo, closed, fset, fclear)
+                                 credits_posted_delta, closed_expected, flags_set, flags_clear, assets)
+                       AS u(id, dp, dpo, cp, cpo, closed, fset, fclear, asset)
              ORDER BY u.id) n
      WHERE a.id = n.id AND a.flags & 8 = n.closed;
     GET DIAGNOSTICS updated = ROW_COUNT;
@@ -251,7 +261,8 @@ BEGIN
     END IF;
 END $$;
 DROP VIEW account_transfer_sums;
-DROP FUNCTION ledger_apply_deltas(uuid[], bigint[], bigint[], bigint[], bigint[], integer[], integer[], integer[]);
+DROP FUNCTION ledger_apply_deltas(uuid[], bigint[], bigint[], bigint[], bigint[], integer[], integer[], integer[], smallint[]);
+DROP FUNCTION ledger_refuse_other_asset(uuid, smallint, smallint);
 DROP FUNCTION ledger_clock_reserve(integer);
 DROP SEQUENCE ledger_clock;
 DROP TABLE pending_timeouts;
