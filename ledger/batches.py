@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
-from ledger.accounts import AccountFlags
+from ledger.accounts import AccountFlags, AccountType
 from ledger.clock import NANOSECONDS_PER_SECOND
 from ledger.limits import COUNTER_TIYN_MAX
 from ledger.results import TRANSIENT_TRANSFER_RESULTS
@@ -23,6 +23,7 @@ from ledger.transfers import (
     compare_existing_transfer,
     validate_transfer,
 )
+from ledger.vouchers.spend_rules import VoucherSpendRules
 
 # Plain ints: IntFlag arithmetic costs a microsecond per operation on the hot path.
 _LINKED = int(TransferFlags.LINKED)
@@ -35,6 +36,7 @@ _CLOSING_CREDIT = int(TransferFlags.CLOSING_CREDIT)
 _CLOSED = int(AccountFlags.CLOSED)
 _DEBITS_LIMITED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CREDITS_LIMITED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+_VOUCHER = int(AccountType.VOUCHER)
 _OK = R.ok
 _EXISTS = R.exists
 
@@ -118,6 +120,8 @@ class TransferBatch:
     inserted: list[StoredTransfer] = field(default_factory=list)
     new_failures: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     new_timeouts: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+    # Loaded only when the batch debits a voucher account (see ledger.vouchers.spend_rules).
+    spend_rules: VoucherSpendRules | None = None
     # Undo journal of the linked chain in progress: (account, counters before); None outside chains.
     _journal: list[tuple[AccountState, tuple[int, int, int, int, int]]] | None = None
 
@@ -231,6 +235,10 @@ class TransferBatch:
             return R.different_assets
         if debit.flags & _CLOSED or credit.flags & _CLOSED:
             return R.account_closed
+        if debit.code == _VOUCHER and (
+            self.spend_rules is None or not self.spend_rules.allows(debit.id, credit.id, timestamp)
+        ):
+            return R.voucher_credit_not_allowed
         amount = event.amount
         pending = event.flags & _PENDING
         if debit.debits_pending + debit.debits_posted + amount > COUNTER_TIYN_MAX:

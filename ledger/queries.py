@@ -7,8 +7,9 @@ from typing import Any
 
 import psycopg
 
+from ledger.account_store import SELECT_ACCOUNTS
 from ledger.accounts import AccountBalance
-from ledger.store import SELECT_ACCOUNTS, SELECT_TRANSFERS, transfer_columns
+from ledger.store import SELECT_TRANSFERS, transfer_columns
 from ledger.transfers import StoredTransfer
 from ledger.wire import uuid_array
 

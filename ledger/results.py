@@ -81,6 +81,9 @@ class CreateTransferResult(IntEnum):
     # The two accounts, or an account and the transfer, are in different assets (KZT vs digital KZT).
     different_assets = 47
     account_closed = 48
+    # The debit account is a voucher, and the credit account is neither its fund nor the receivable of a
+    # provider its programme's policy in force allows: voucher value is purpose-bound and non-cashable.
+    voucher_credit_not_allowed = 53
     overflows_debits = 49
     overflows_credits = 50
     # The debit account has `debits_must_not_exceed_credits` and pending + posted debits would pass credits.
@@ -96,6 +99,7 @@ TRANSIENT_TRANSFER_RESULTS = frozenset(
         CreateTransferResult.pending_transfer_not_found,
         CreateTransferResult.account_not_found,
         CreateTransferResult.account_closed,
+        CreateTransferResult.voucher_credit_not_allowed,
         CreateTransferResult.overflows_debits,
         CreateTransferResult.overflows_credits,
         CreateTransferResult.exceeds_credits,

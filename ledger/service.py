@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from ledger import queries, store
+from ledger import account_store, queries, store
 from ledger.accounts import Account, AccountBalance
 from ledger.clock import datetime_to_timestamp
 from ledger.errors import BatchTooLarge
@@ -54,7 +54,9 @@ class Ledger:
         if not events:
             return []
         started = time.perf_counter()
-        results, _ = self.unit_of_work.run(lambda connection: store.create_accounts(connection, events))
+        results, _ = self.unit_of_work.run(
+            lambda connection: account_store.create_accounts(connection, events)
+        )
         _log_request("create_accounts", results, started)
         return results
 

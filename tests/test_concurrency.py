@@ -24,7 +24,7 @@ def test_overlapping_batches_on_hot_accounts(ledger):
     ledger.create_accounts(
         [Account(source, Asset.KZT, AccountType.OPERATOR)]
         + [
-            Account(a, Asset.KZT, AccountType.VOUCHER, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+            Account(a, Asset.KZT, AccountType.OPERATOR, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
             for a in limited
         ]
         + [Account(a, Asset.KZT, AccountType.OPERATOR) for a in plain]

@@ -34,6 +34,9 @@ GUARDED, CAPPED = 2, 4  # debits must not exceed credits; credits must not excee
 ACCOUNT_FLAGS = LINKED | GUARDED | CAPPED
 ASSETS = (int(Asset.KZT), int(Asset.DIGITAL_KZT))
 ACCOUNT_CODES = range(1, 10)
+# A voucher account (code 5) spends only where its voucher's policy allows; these accounts have no voucher
+# behind them, so they may credit nothing (ledger/vouchers/spend_rules.py).
+VOUCHER_CODE = 5
 DAY = dt.date(2025, 3, 14)
 # Failures that depend on the ledger's state: the id stays failed.
 TRANSIENT = frozenset(
@@ -41,6 +44,7 @@ TRANSIENT = frozenset(
         R.pending_transfer_not_found,
         R.account_not_found,
         R.account_closed,
+        R.voucher_credit_not_allowed,
         R.overflows_debits,
         R.overflows_credits,
         R.exceeds_credits,
@@ -118,6 +122,8 @@ class Model:
             return R.account_not_found
         if not debit.event.asset == credit.event.asset == event.asset:
             return R.different_assets
+        if debit.event.code == VOUCHER_CODE:
+            return R.voucher_credit_not_allowed
         amount = event.amount
         if (
             debit.event.flags & GUARDED

@@ -1,0 +1,207 @@
+"""The voucher token: a PASETO v4.public whose claims say what the voucher is, signed by an issuer key named
+in the footer (`{"kid":"k4.pid..."}`).
+
+Claims (RFC 8785 canonical JSON, so the payload is a function of the voucher's stored fields and the token
+can be rebuilt exactly from them and the stored 64-byte signature):
+
+    iss "amiyan.kz"   jti voucher id   programme   purpose   holder (base64url of the salted IIN hash; never
+    the IIN)   amount_tiyn   units_max   limits {period, uses, tiyn, units} (a key is absent = unlimited)
+    items [{code, quantity}] (prescriptions)   iat / nbf / exp (RFC 3339, whole seconds, UTC)
+
+The holder hash lets a terminal or the mobile app check who the voucher is for without learning the IIN.
+"""
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Final
+
+import nacl.bindings
+
+from ledger.audit.canonical import CanonicalValue, canonical_bytes, parse_canonical
+from ledger.clock import NANOSECONDS_PER_SECOND, timestamp_to_datetime
+from ledger.vouchers.paseto import (
+    HEADER,
+    SIGNATURE_BYTES,
+    KeyPair,
+    TokenError,
+    TokenErrorReason,
+    k4_pid,
+    pre_auth_encode,
+    read_footer,
+    verify_v4_public,
+)
+from ledger.vouchers.policy import NO_LIMIT
+
+ISSUER: Final = "amiyan.kz"
+_HEADER_BYTES: Final = HEADER.encode("ascii")
+_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherClaims:
+    voucher_id: uuid.UUID
+    programme_id: uuid.UUID
+    purpose: str
+    holder_hash: bytes
+    amount_tiyn: int
+    units_max: int
+    period: str
+    period_uses_max: int
+    period_tiyn_max: int
+    period_units_max: int
+    items: tuple[tuple[str, int], ...]
+    issued_at_s: int
+    not_before_s: int
+    expires_at_s: int
+
+    @property
+    def not_before(self) -> int:
+        return self.not_before_s * NANOSECONDS_PER_SECOND
+
+    @property
+    def expires_at(self) -> int:
+        return self.expires_at_s * NANOSECONDS_PER_SECOND
+
+    @property
+    def issued_at(self) -> int:
+        return self.issued_at_s * NANOSECONDS_PER_SECOND
+
+
+def claims_payload(claims: VoucherClaims) -> bytes:
+    limits: dict[str, CanonicalValue] = {"period": claims.period}
+    for name, value in (
+        ("uses", claims.period_uses_max),
+        ("tiyn", claims.period_tiyn_max),
+        ("units", claims.period_units_max),
+    ):
+        if value != NO_LIMIT:
+            limits[name] = value
+    document: dict[str, CanonicalValue] = {
+        "iss": ISSUER,
+        "jti": str(claims.voucher_id),
+        "programme": str(claims.programme_id),
+        "purpose": claims.purpose,
+        "holder": _b64url(claims.holder_hash),
+        "amount_tiyn": claims.amount_tiyn,
+        "limits": limits,
+        "iat": _rfc3339(claims.issued_at_s),
+        "nbf": _rfc3339(claims.not_before_s),
+        "exp": _rfc3339(claims.expires_at_s),
+    }
+    if claims.units_max != NO_LIMIT:
+        document["units_max"] = claims.units_max
+    if claims.items:
+        document["items"] = [{"code": code, "quantity": quantity} for code, quantity in claims.items]
+    return canonical_bytes(document)
+
+
+def key_footer(key_id: str) -> bytes:
+    return canonical_bytes({"kid": key_id})
+
+
+class TokenSigner:
+    """An issuer key ready to sign: the key pair is checked once, not per token (bulk issuance signs a
+    million of them)."""
+
+    def __init__(self, key_pair: KeyPair) -> None:
+        derived = nacl.bindings.crypto_sign_seed_keypair(key_pair.secret_key[:32])
+        assert derived[0] == key_pair.public_key, "the secret key's public half does not match its seed"
+        self._secret = derived[1]
+        self.public_key = key_pair.public_key
+        self.key_id = k4_pid(key_pair.public_key)
+        self._footer = key_footer(self.key_id)
+
+    def sign(self, claims: VoucherClaims) -> bytes:
+        """The 64-byte signature of the voucher's token; `token_text` rebuilds the token from it."""
+        signed = pre_auth_encode((_HEADER_BYTES, claims_payload(claims), self._footer, b""))
+        signature: bytes = nacl.bindings.crypto_sign(signed, self._secret)[:SIGNATURE_BYTES]
+        return signature
+
+
+def token_text(claims: VoucherClaims, key_id: str, signature: bytes) -> str:
+    """The token string, byte for byte what was signed: header, payload ‖ signature, footer."""
+    return f"{HEADER}{_b64url(claims_payload(claims) + signature)}.{_b64url(key_footer(key_id))}"
+
+
+def token_key_id(token: str) -> str:
+    """The issuer key id from the footer, read before verifying (to pick the key); raises TokenError."""
+    footer = read_footer(token)
+    try:
+        value = parse_canonical(footer)
+    except ValueError:
+        raise TokenError(TokenErrorReason.malformed, "the token footer is not canonical JSON") from None
+    if not isinstance(value, dict) or set(value) != {"kid"} or not isinstance(value["kid"], str):
+        raise TokenError(TokenErrorReason.malformed, 'the token footer must be {"kid": "k4.pid..."}')
+    return value["kid"]
+
+
+def verify_token(public_key: bytes, token: str) -> VoucherClaims:
+    """Verify the signature and read the claims; raises TokenError (bad signature, malformed claims)."""
+    verified = verify_v4_public(public_key, token)
+    try:
+        return parse_claims(verified.payload)
+    except (ValueError, KeyError, TypeError) as error:
+        raise TokenError(
+            TokenErrorReason.malformed, f"the token's claims are not a voucher's: {error}"
+        ) from None
+
+
+def parse_claims(payload: bytes) -> VoucherClaims:
+    value = parse_canonical(payload)
+    if not isinstance(value, dict) or value.get("iss") != ISSUER:
+        raise ValueError("not an amiyan voucher token")
+    limits = value["limits"]
+    items = value.get("items", [])
+    if not isinstance(limits, dict) or not isinstance(items, list):
+        raise ValueError("limits must be an object and items a list")
+    return VoucherClaims(
+        voucher_id=uuid.UUID(_text(value["jti"])),
+        programme_id=uuid.UUID(_text(value["programme"])),
+        purpose=_text(value["purpose"]),
+        holder_hash=_b64url_decode(_text(value["holder"])),
+        amount_tiyn=_integer(value["amount_tiyn"]),
+        units_max=_integer(value.get("units_max", NO_LIMIT)),
+        period=_text(limits["period"]),
+        period_uses_max=_integer(limits.get("uses", NO_LIMIT)),
+        period_tiyn_max=_integer(limits.get("tiyn", NO_LIMIT)),
+        period_units_max=_integer(limits.get("units", NO_LIMIT)),
+        items=tuple((_text(item["code"]), _integer(item["quantity"])) for item in items),
+        issued_at_s=_seconds(_text(value["iat"])),
+        not_before_s=_seconds(_text(value["nbf"])),
+        expires_at_s=_seconds(_text(value["exp"])),
+    )
+
+
+def _rfc3339(seconds: int) -> str:
+    return timestamp_to_datetime(seconds * NANOSECONDS_PER_SECOND).strftime(_TIME_FORMAT)
+
+
+def _seconds(text: str) -> int:
+    moment = dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        raise ValueError("holder is not base64url") from None
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _integer(value: object) -> int:
+    if type(value) is not int:
+        raise ValueError(f"expected an integer, got {type(value).__name__}")
+    return value
