@@ -10,6 +10,7 @@ import tomllib
 import uuid
 from pathlib import Path
 
+import pytest
 from pypdf import PdfReader
 
 from tests.test_documents_examples import (
@@ -22,6 +23,8 @@ from tests.test_documents_examples import (
     redemption,
 )
 from treasury.documents import (
+    DocumentError,
+    DocumentRule,
     Redemption,
     VatRate,
     act_json,
@@ -130,6 +133,15 @@ def test_an_adjustment_act_says_what_it_corrects_and_totals_in_minus():
     assert "Корректирует акт / Түзетілетін акт № АКТ-2026-10-0042" in text
     assert "Итого / Барлығы -3 300,00" in text
     assert "Минус три тысячи триста тенге 00 тиын" in text
+
+
+def test_a_character_the_font_cannot_draw_is_refused_rather_than_dropped():
+    act = october_act([redemption("Яблоки 🍎 / Алма", 30_000)])
+
+    with pytest.raises(DocumentError) as refused:
+        render_act_pdf(act)
+    assert refused.value.rule is DocumentRule.text_not_printable
+    assert "U+1F34E" in str(refused.value)
 
 
 def test_the_same_act_renders_to_the_same_bytes():

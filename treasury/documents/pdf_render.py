@@ -24,6 +24,7 @@ from treasury.documents.pdf_layout import (
     write_title,
     write_total,
 )
+from treasury.documents.rules import DocumentError, DocumentRule
 
 ACT_TITLE = "Акт оказанных услуг / Көрсетілген қызметтер актісі"
 ADJUSTMENT_ACT_TITLE = "Корректировочный акт оказанных услуг / Көрсетілген қызметтердің түзету актісі"
@@ -183,4 +184,11 @@ def _quantity_text(quantity: int) -> str:
 
 
 def _pdf_bytes(pdf: FPDF) -> bytes:
-    return bytes(pdf.output())
+    data = bytes(pdf.output())
+    # fpdf2 only logs a character its font cannot draw; a document that silently loses a letter of a
+    # name is wrong, so it is refused instead.
+    missing = sorted({code for font in pdf.fonts.values() for code in getattr(font, "missing_glyphs", ())})
+    if missing:
+        points = ", ".join(f"U+{code:04X}" for code in missing[:5])
+        raise DocumentError(DocumentRule.text_not_printable, f"the document font cannot draw {points}")
+    return data

@@ -38,6 +38,8 @@ class DocumentRule(StrEnum):
     text_not_nfc = "text_not_nfc"
     """Strings must already be in Unicode NFC: the canonical JSON never normalises silently."""
     text_control_character = "text_control_character"
+    text_not_printable = "text_not_printable"
+    """A character the document font (DejaVu Sans) has no glyph for, e.g. an emoji: the PDF would drop it."""
     bin_invalid = "bin_invalid"
     iban_invalid = "iban_invalid"
     bic_invalid = "bic_invalid"
