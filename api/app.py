@@ -9,10 +9,10 @@ the ledger. Every request passes the edge middleware (`api.edge`); every route b
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.database import create_pool
-from api.edge import BodyLimit, Edge
+from api.edge import BodyLimit, Edge, check_media_type
 from api.idempotency import install_idempotency
 from api.metrics import Metrics
 from api.problems import install_problem_handlers
@@ -41,6 +41,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Double-entry voucher ledger for Kazakhstan's Social Wallet.",
+        dependencies=[Depends(check_media_type)],
     )
     app.state.settings = settings
     app.state.metrics = metrics
