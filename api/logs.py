@@ -52,9 +52,21 @@ def redact_and_mask(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mu
     return event_dict
 
 
+class _StandardError:
+    """Whatever `sys.stderr` is when a line is written, not when logging was configured: a test runner or
+    a CLI harness that swaps it (and closes its own) must not leave loggers writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    output = stream or sys.stderr
-    as_json = log_format == "json" or (log_format == "auto" and not output.isatty())
+    """`stream`: where lines go (tests capture them); default standard error."""
+    output: Any = stream or _StandardError()
+    as_json = log_format == "json" or (log_format == "auto" and not (stream or sys.stderr).isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
