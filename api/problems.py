@@ -55,6 +55,8 @@ class ProblemView(BaseModel):
     status: int
     code: str
     detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    """For 422: where each invalid part of the request is and what is wrong with it."""
 
 
 class Problem(Exception):
@@ -98,20 +100,48 @@ def status_problem(status: int, detail: str = "", headers: Mapping[str, str] | N
     return problem_response(status, code, title, detail, headers)
 
 
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemView"}}}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """For a route's or router's `responses=`: the statuses it may answer with a problem, described in
-    the OpenAPI document."""
+    the OpenAPI document (as `application/problem+json` only)."""
     return {
         status: {
-            "model": ProblemView,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemView"}}},
+            "content": _problem_content(),
             "description": CODE_BY_STATUS.get(status, (f"http_{status}", "HTTP error"))[1],
         }
         for status in statuses
     }
 
 
+def install_problem_openapi(app: FastAPI) -> None:
+    """Describe problems as they are sent: the `ProblemView` schema, and every 422 as a problem (FastAPI
+    would describe it as its own JSON validation error)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ProblemView"] = ProblemView.model_json_schema()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = _problem_content()
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    install_problem_openapi(app)
+
     @app.exception_handler(Problem)
     async def on_problem(_: Request, error: Problem) -> JSONResponse:
         return problem_response(

@@ -117,13 +117,15 @@ def _credentials_named(unit_of_work: UnitOfWork, name: str) -> int:
     row = unit_of_work.read(
         lambda c: c.execute("SELECT count(*) FROM api_credentials WHERE name = %s", (name,)).fetchone()
     )
+    assert row is not None
     return int(row[0])
 
 
 def test_a_request_that_outlived_its_claim_keeps_nothing(client, key, probe, unit_of_work):
     """The first request stalls past the in-flight limit (1 s here); its retry takes the key over and
     completes. When the first finally answers, its business write rolls back with its answer."""
-    body = {"holder": f"stalled {time.time_ns()}", "amount_tiyn": 1}
+    holder = f"stalled {time.time_ns()}"
+    body: dict[str, Any] = {"holder": holder, "amount_tiyn": 1}
     probe.gate = threading.Event()
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(_post, client, key, "order-6", body, "credentials")
@@ -136,7 +138,7 @@ def test_a_request_that_outlived_its_claim_keeps_nothing(client, key, probe, uni
         takeover = second.result()
         assert takeover.status_code == 201
         assert first.result().json()["code"] == "idempotency_claim_lost"
-    assert _credentials_named(unit_of_work, body["holder"]) == 1
+    assert _credentials_named(unit_of_work, holder) == 1
     replay = _post(client, key, "order-6", body, "credentials")
     assert replay.content == takeover.content
 
@@ -202,3 +204,15 @@ def test_every_error_is_a_problem(client, key, method, path, kwargs, status, cod
     assert "hunter2" not in answer.text and IIN not in answer.text and "RuntimeError" not in answer.text
     if status == 405:
         assert answer.headers["allow"] == "GET"
+
+
+def test_the_openapi_document_describes_credentials_and_problems(client):
+    document = client.get("/openapi.json").json()
+    assert set(document["components"]["securitySchemes"]) == {"ApiKey", "OAuth2"}
+    read = document["paths"]["/v1/ledger/accounts/{account_id}"]["get"]
+    assert {"ApiKey": []} in read["security"] and {"OAuth2": []} in read["security"]
+    for status in ("401", "403", "422", "429"):
+        assert list(read["responses"][status]["content"]) == ["application/problem+json"], status
+    create = document["paths"]["/test/vouchers"]["post"]
+    assert [p["name"] for p in create["parameters"]] == ["Idempotency-Key"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
