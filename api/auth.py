@@ -22,6 +22,7 @@ from typing import Annotated, Final
 from fastapi import Depends, Request, Security, params
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2
+from starlette.concurrency import run_in_threadpool
 
 from api.credentials import (
     API_KEY_PREFIX,
@@ -86,7 +87,7 @@ def _unauthenticated(code: str, title: str, token_presented: bool = True) -> Pro
     return Problem(401, code, title, headers={"WWW-Authenticate": challenge})
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     _api_key: Annotated[HTTPAuthorizationCredentials | None, Security(api_key_scheme)],
     _token: Annotated[str | None, Security(oauth2_scheme)],
@@ -99,9 +100,9 @@ def authenticate(
     if scheme.lower() != "bearer" or not presented:
         raise _unauthenticated("credential_invalid", "Send the credential as 'Authorization: Bearer …'")
     now = dt.datetime.now(dt.UTC)
-    if presented.startswith(API_KEY_PREFIX):
-        principal = _from_api_key(request.app.state.unit_of_work, presented, now)
-    else:
+    if presented.startswith(API_KEY_PREFIX):  # a database lookup: in a worker thread
+        principal = await run_in_threadpool(_from_api_key, request.app.state.unit_of_work, presented, now)
+    else:  # a signature check, cheaper than the hop to a thread
         principal = _from_access_token(request.app.state.token_authority, presented)
     _charge_rate_limit(request.app.state.rate_limits, principal)
     request.state.principal = principal  # the request log names the credential
@@ -159,7 +160,7 @@ def require_role(*roles: Role) -> params.Depends:
     admitted = frozenset(roles)
     names = ", ".join(sorted(admitted))
 
-    def check_role(principal: CurrentPrincipal) -> Principal:
+    async def check_role(principal: CurrentPrincipal) -> Principal:
         if principal.role not in admitted:
             raise Problem(403, "role_forbidden", "This credential's role may not do that", f"needs: {names}")
         return principal
@@ -187,7 +188,7 @@ def ensure_provider_visible(
         raise not_found
 
 
-def own_provider_id(provider_id: uuid.UUID, principal: CurrentPrincipal) -> uuid.UUID:
+async def own_provider_id(provider_id: uuid.UUID, principal: CurrentPrincipal) -> uuid.UUID:
     """A ``{provider_id}`` path parameter the caller may see: its own, for a provider (else 404)."""
     if principal.role is Role.provider and principal.provider_id != provider_id:
         raise Problem(404, "provider_not_found", "No such provider")

@@ -92,7 +92,7 @@ class _RequestBody:
             raise _too_large(self.limit_bytes)
 
 
-def check_media_type(request: Request) -> None:
+async def check_media_type(request: Request) -> None:
     """An app-wide dependency: a body must be of the media type the route reads (JSON, or a form), else
     415. A dependency rather than part of the edge because a form route never reads a JSON body at all."""
     route = request.scope.get("route")

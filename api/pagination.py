@@ -86,7 +86,7 @@ class PageRequest:
         return Page(items=shown, next=f"{self.path}?{urlencode(query)}")
 
 
-def page_request(
+async def page_request(
     request: Request,
     cursor: Annotated[
         str | None,
