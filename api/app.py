@@ -1,24 +1,38 @@
-"""The composition root of the HTTP service: settings in, app out. Nothing is built at import time."""
+"""The composition root of the HTTP service: settings in, app out. Nothing is built at import time.
+
+What the app holds (`app.state`), each built here once: the settings, the Prometheus metrics, the rate
+limits, the token authority, and — while it runs (lifespan) — the connection pool, the unit of work and
+the ledger. Every request passes the edge middleware (`api.edge`); every route but `/healthz`, `/readyz`,
+`/metrics` and `/oauth/token` needs a credential (`api.auth`).
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.database import create_pool
+from api.edge import BodyLimit, Edge, check_media_type
+from api.idempotency import install_idempotency
+from api.metrics import Metrics
 from api.problems import install_problem_handlers
-from api.routers import ledger_reads, operations
+from api.rate_limits import TokenBuckets
+from api.routers import ledger_reads, oauth, operations
 from api.settings import Settings
+from api.tokens import load_token_authority
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = create_pool(database_url, settings.database_role, settings.pool_size_max)
         app.state.pool = pool
-        app.state.ledger = Ledger(UnitOfWork(pool))
+        app.state.unit_of_work = UnitOfWork(pool)
+        app.state.ledger = Ledger(app.state.unit_of_work)
         yield
         pool.close()
 
@@ -27,8 +41,28 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Double-entry voucher ledger for Kazakhstan's Social Wallet.",
+        dependencies=[Depends(check_media_type)],
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.rate_limits = TokenBuckets(settings.rate_limit_requests_per_s, settings.rate_limit_burst)
+    app.state.token_authority = load_token_authority(settings)
+    metrics.sample_on_scrape(
+        "amiyan_audit_integration_lag_seconds",
+        "Age of the oldest audit event waiting for the integrator (0 when none waits)",
+        lambda: operations.integration_lag_s(app.state.pool) if hasattr(app.state, "pool") else None,
     )
     install_problem_handlers(app)
+    install_idempotency(app)
+    app.add_middleware(
+        Edge,
+        metrics=metrics,
+        body_bytes_max={
+            BodyLimit.default: settings.request_body_bytes_max,
+            BodyLimit.bulk_upload: settings.bulk_upload_bytes_max,
+        },
+    )
     app.include_router(operations.router)
+    app.include_router(oauth.router)
     app.include_router(ledger_reads.router)
     return app

@@ -9,6 +9,7 @@ import typer
 from psycopg_pool import ConnectionPool
 from rich.console import Console
 
+from api.credentials_cli import credentials_app
 from api.database import create_pool, downgrade_database, resolve_database_url, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
@@ -27,6 +28,7 @@ audit_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(audit_app, name="audit")
+app.add_typer(credentials_app, name="credentials")
 console = Console(stderr=True)
 log = structlog.get_logger("amiyan")
 

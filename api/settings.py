@@ -31,3 +31,21 @@ class Settings(BaseSettings):
     log_retiring_signer_key: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Request bodies: the default limit, and the larger one routes declare with `body_limit(BULK_UPLOAD)`.
+    request_body_bytes_max: int = Field(default=1024 * 1024, gt=0)
+    bulk_upload_bytes_max: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Per credential, in this process: a bucket of `rate_limit_burst` requests refilled at this rate.
+    rate_limit_requests_per_s: float = Field(default=100.0, gt=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # OAuth2 access tokens (JWT, EdDSA). The key is a base64url Ed25519 seed (32 bytes); unset: generated
+    # once into data_dir/token-signer.key. Every instance behind one load balancer needs the same key.
+    token_signing_key: str | None = None
+    token_issuer: str = "amiyan"
+    token_lifetime_s: int = Field(default=300, gt=0, le=3600)
+    # Idempotency-Key records: how long a stored answer is replayed, and how long a request may hold its
+    # key before another request with the same key may take it over (the first is presumed dead).
+    idempotency_retention_s: int = Field(default=24 * 3600, gt=0)
+    idempotency_in_flight_s_max: int = Field(default=120, gt=0)
+    # /readyz reports the audit integrator as lagging when the oldest event waiting in its inbox is older.
+    readiness_integration_lag_s_max: float = Field(default=30.0, gt=0)

@@ -56,7 +56,11 @@ def test_ledger_check_reports_a_sound_ledger(environment):
 
 def test_the_http_service_reads_accounts_and_answers_problems(environment, own_database):
     CliRunner().invoke(cli, ["demo"])
-    with TestClient(create_app(Settings(), own_database)) as client:
+    created = CliRunner().invoke(cli, ["credentials", "create", "--role", "operator", "--name", "newcomer"])
+    api_key = created.stdout.strip().splitlines()[-1]
+    with TestClient(
+        create_app(Settings(), own_database), headers={"Authorization": f"Bearer {api_key}"}
+    ) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").status_code == 200
         canteen = client.get(f"/v1/ledger/accounts/{demo_id('canteen:school-7')}")

@@ -63,4 +63,6 @@ def _is_ignorable(difference: object) -> bool:
     # Only the tables this metadata describes are compared; later migrations add their own metadata.
     if isinstance(difference, tuple) and difference and difference[0] == "remove_table":
         return difference[1].name not in LEDGER_TABLES
+    if isinstance(difference, tuple) and difference and difference[0] == "remove_index":
+        return difference[1].table.name not in LEDGER_TABLES
     return False

@@ -6,11 +6,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from api.problems import Problem
+from api.auth import Role, require_role
+from api.problems import Problem, problem_responses
 from ledger.limits import PAGE_TRANSFERS_MAX
 from ledger.service import Ledger
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(
+    prefix="/v1/ledger",
+    tags=["ledger"],
+    dependencies=[require_role(Role.operator, Role.auditor)],
+    responses=problem_responses(401, 403, 429),
+)
 
 
 def get_ledger(request: Request) -> Ledger:
