@@ -2,14 +2,14 @@
 provider) and the Idempotency-Key records of POST requests.
 
 Revision ID: 0004_api_access
-Revises: 0002_audit_log
+Revises: 0003_vouchers
 Create Date: 2026-11-24
 """
 
 from alembic import op
 
 revision = "0004_api_access"
-down_revision = "0002_audit_log"
+down_revision = "0003_vouchers"
 branch_labels = None
 depends_on = None
 
