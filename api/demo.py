@@ -44,7 +44,7 @@ def load_demo(ledger: Ledger) -> DemoSummary:
         Account(budget, Asset.KZT, AccountType.TREASURY_BUDGET),
         Account(fund, Asset.KZT, AccountType.PROGRAMME_FUND, flags=limited),
         Account(canteen, Asset.KZT, AccountType.PROVIDER_RECEIVABLE),
-        *(Account(v, Asset.KZT, AccountType.OPERATOR, flags=limited) for v in vouchers),  # real vouchers: see ledger/vouchers
+        *(Account(v, Asset.KZT, AccountType.OPERATOR, flags=limited) for v in vouchers),
     ]
     account_results = ledger.create_accounts(accounts)
     bad = [r for r in account_results if r not in (CreateAccountResult.ok, CreateAccountResult.exists)]
