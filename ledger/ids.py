@@ -24,3 +24,9 @@ def new_id() -> uuid.UUID:
 def is_reserved_id(value: uuid.UUID) -> bool:
     """Zero and all-ones are never valid ids: zero is 'unset', all-ones is a sentinel."""
     return value in (ZERO_ID, MAX_ID)
+
+
+def derived_id(namespace: uuid.UUID, *parts: object) -> uuid.UUID:
+    """A deterministic id (UUIDv5) from a namespace and parts: a retried step gets the same id, so it is
+    applied once (the ledger answers `exists`)."""
+    return uuid.uuid5(namespace, ":".join(str(part) for part in parts))

@@ -17,6 +17,9 @@ from api.logs import configure_logging
 from api.settings import Settings
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers.paseto import keypair_from_seed
+from ledger.vouchers.service import VoucherLedger
+from ledger.vouchers.tokens import IssuerSigner
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -46,6 +49,18 @@ def pool(database_url: str) -> Iterator[ConnectionPool[Any]]:
 @pytest.fixture(scope="session")
 def ledger(pool: ConnectionPool[Any]) -> Ledger:
     return Ledger(UnitOfWork(pool))
+
+
+@pytest.fixture(scope="session")
+def voucher_ledger(pool: ConnectionPool[Any]) -> Iterator[VoucherLedger]:
+    """The voucher service with an issuer key introduced for a year of issuing and two of redeeming."""
+    signer = IssuerSigner(keypair_from_seed(b"amiyan-test-issuer-key-seed-0001"))
+    vouchers = VoucherLedger(UnitOfWork(pool), signer)
+    now = vouchers.now()
+    year = 365 * 24 * 3600 * 10**9
+    assert vouchers.introduce_signer(now + year, now + 2 * year).ok
+    yield vouchers
+    vouchers.close()
 
 
 @pytest.fixture

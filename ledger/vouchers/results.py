@@ -49,7 +49,8 @@ class RedemptionResult(IntEnum):
     partial_redemption_not_allowed = 32
     amount_differs_from_price = 33
     exceeds_per_use_limit = 34
-    units_required = 35
+    # Units missing for a unit-priced voucher (gas), or given for one that is not priced per unit.
+    units_invalid = 35
     amount_differs_from_units_price = 36
     items_required = 37
     item_not_prescribed = 38
@@ -126,3 +127,29 @@ class IssueResult(IntEnum):
     insufficient_funds = 13
     issuer_key_unavailable = 14
     outside_programme_window = 15
+
+
+class RegistryResult(IntEnum):
+    """Outcomes of registering programmes, policies, funds, providers, terminals and keys."""
+
+    ok = 0
+    exists = 1
+    exists_with_different_fields = 2
+    programme_not_found = 3
+    provider_not_found = 4
+    terminal_not_found = 5
+    key_not_found = 6
+    account_invalid = 7
+    asset_invalid = 8
+    bin_invalid = 9
+    text_invalid = 10
+    category_invalid = 11
+    public_key_invalid = 12
+    policy_invalid = 13
+    # A policy version may not take effect in the past: redemptions already judged would change meaning.
+    valid_from_in_the_past = 14
+    state_invalid = 15
+    already_revoked = 16
+    # A settlement period closes forward only, and not on a day that has not ended.
+    close_date_invalid = 17
+    window_invalid = 18

@@ -34,6 +34,7 @@ from ledger.vouchers.paseto import (
     verify_v4_public,
 )
 from ledger.vouchers.policy import NO_LIMIT
+from ledger.vouchers.signing import Purpose, sign_message
 
 ISSUER: Final = "amiyan.kz"
 _HEADER_BYTES: Final = HEADER.encode("ascii")
@@ -94,7 +95,8 @@ def claims_payload(claims: VoucherClaims) -> bytes:
     if claims.units_max != NO_LIMIT:
         document["units_max"] = claims.units_max
     if claims.items:
-        document["items"] = [{"code": code, "quantity": quantity} for code, quantity in claims.items]
+        # Sorted by code, so the payload does not depend on the order items were listed in.
+        document["items"] = [{"code": code, "quantity": quantity} for code, quantity in sorted(claims.items)]
     return canonical_bytes(document)
 
 
@@ -102,9 +104,9 @@ def key_footer(key_id: str) -> bytes:
     return canonical_bytes({"kid": key_id})
 
 
-class TokenSigner:
-    """An issuer key ready to sign: the key pair is checked once, not per token (bulk issuance signs a
-    million of them)."""
+class IssuerSigner:
+    """An issuer key ready to sign tokens and receipts: the key pair is checked once, not per signature
+    (bulk issuance signs a million tokens)."""
 
     def __init__(self, key_pair: KeyPair) -> None:
         derived = nacl.bindings.crypto_sign_seed_keypair(key_pair.secret_key[:32])
@@ -119,6 +121,10 @@ class TokenSigner:
         signed = pre_auth_encode((_HEADER_BYTES, claims_payload(claims), self._footer, b""))
         signature: bytes = nacl.bindings.crypto_sign(signed, self._secret)[:SIGNATURE_BYTES]
         return signature
+
+    def sign_message(self, purpose: Purpose, body: bytes) -> bytes:
+        """A purpose-tagged signature (receipts), by the same issuer key."""
+        return sign_message(self._secret, purpose, body)
 
 
 def token_text(claims: VoucherClaims, key_id: str, signature: bytes) -> str:
@@ -136,6 +142,15 @@ def token_key_id(token: str) -> str:
     if not isinstance(value, dict) or set(value) != {"kid"} or not isinstance(value["kid"], str):
         raise TokenError(TokenErrorReason.malformed, 'the token footer must be {"kid": "k4.pid..."}')
     return value["kid"]
+
+
+def token_signature(token: str) -> bytes:
+    """The 64 signature bytes inside a token, unverified (b"" if the token is not shaped like one)."""
+    body = token[len(HEADER) :].partition(".")[0] if token.startswith(HEADER) else ""
+    try:
+        return _b64url_decode(body)[-SIGNATURE_BYTES:] if body else b""
+    except ValueError:
+        return b""
 
 
 def verify_token(public_key: bytes, token: str) -> VoucherClaims:

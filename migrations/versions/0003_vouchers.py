@@ -129,7 +129,7 @@ CREATE TABLE vouchers (
     units_max bigint NOT NULL,
     not_before bigint NOT NULL,
     expires_at bigint NOT NULL,
-    period_uses_max integer NOT NULL,
+    period_uses_max bigint NOT NULL,
     period_tiyn_max bigint NOT NULL,
     period_units_max bigint NOT NULL,
     period_start date,

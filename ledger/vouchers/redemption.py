@@ -1,0 +1,304 @@
+"""Redeeming vouchers: terminals' signed requests in, value moved from vouchers to providers' receivables,
+one result per request, in one transaction (the caller's unit of work).
+
+Submissions from several terminals may share a transaction (single requests are coalesced, as the ledger
+does with transfers); each keeps its own results. The order of work:
+
+1. read what the requests name (terminals, keys, ids seen before, reference codes, reservations);
+2. check each terminal's signature over its exact bytes and each request's shape, time and id;
+3. verify the tokens (Ed25519) and find each request's voucher;
+4. lock the vouchers (id order) and read the programmes' close state, policies and enrolments;
+5. judge each request in order (`judge.py`), so two spends of one voucher see each other;
+6. move the value (`redemption_writes.py`): ledger transfers, redemption rows, voucher usage, audit events.
+"""
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+
+from ledger.clock import business_date
+from ledger.timestamps import reserve_timestamps
+from ledger.vouchers.judge import apply_resolution, judge_new_spend, judge_resolution
+from ledger.vouchers.receipts import RedemptionOutcome
+from ledger.vouchers.redemption_context import (
+    RedemptionContext,
+    load_programmes,
+    load_references,
+    lock_vouchers,
+)
+from ledger.vouchers.redemption_writes import Accepted, stored_items, write_redemptions
+from ledger.vouchers.reference import normalise_reference_code
+from ledger.vouchers.requests import MalformedRequest, RedemptionRequest
+from ledger.vouchers.results import REMEMBERED_REDEMPTION_FAILURES as REMEMBERED
+from ledger.vouchers.results import RedemptionResult
+from ledger.vouchers.signing import Purpose, verify_message
+from ledger.vouchers.states import RedemptionPhase
+from ledger.vouchers.token_checks import TokenVerifier
+from ledger.vouchers.tokens import token_signature
+
+R = RedemptionResult
+# An online request's own clock may differ from the ledger's by this much.
+REQUEST_SKEW_MS_MAX: Final = 5 * 60 * 1000
+# An offline redemption may be uploaded up to this long after it was served.
+OFFLINE_AGE_MS_MAX: Final = 7 * 24 * 3600 * 1000
+_MS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One terminal's requests and its signature over `signed_body` (a single request's canonical bytes,
+    or a batch's). Requests that failed to parse are kept in place as MalformedRequest."""
+
+    terminal_id: uuid.UUID
+    requests: tuple[RedemptionRequest | MalformedRequest, ...]
+    signed_body: bytes
+    signature: bytes
+    purpose: Purpose
+
+
+@dataclass(slots=True)
+class _Work:
+    """The batch's requests in order, with where each outcome goes."""
+
+    requests: list[tuple[int, int, RedemptionRequest]] = field(default_factory=list)
+    outcomes: list[list[RedemptionOutcome | None]] = field(default_factory=list)
+
+    def refuse(
+        self, place: tuple[int, int], request_id: uuid.UUID | None, result: R, detail: str = ""
+    ) -> None:
+        self.outcomes[place[0]][place[1]] = RedemptionOutcome(request_id, result, detail=detail)
+
+
+def redeem(
+    connection: psycopg.Connection[Any],
+    verifier: TokenVerifier,
+    submissions: Sequence[Submission],
+) -> list[list[RedemptionOutcome]]:
+    """Decide and apply every request; one outcome list per submission, in request order."""
+    work = _Work(outcomes=[[None] * len(s.requests) for s in submissions])
+    now = reserve_timestamps(connection)
+    context = RedemptionContext()
+    parsed = [
+        (s_index, r_index, request)
+        for s_index, submission in enumerate(submissions)
+        for r_index, request in enumerate(submission.requests)
+        if isinstance(request, RedemptionRequest)
+    ]
+    load_references(
+        connection,
+        context,
+        terminal_ids=sorted({submission.terminal_id for submission in submissions}),
+        request_ids=[request.id for _, _, request in parsed],
+        codes=[
+            code
+            for _, _, r in parsed
+            if r.reference_code and (code := normalise_reference_code(r.reference_code))
+        ],
+        reserved_ids=[request.reserved_id for _, _, request in parsed if request.reserved_id is not None],
+    )
+    _check_submissions(submissions, context, now, work)
+    live = [(s, r, request) for s, r, request in parsed if work.outcomes[s][r] is None]
+    work.requests = _check_requests(live, context, now, work)
+    vouchers = _find_vouchers(work, context, verifier, now)
+    lock_vouchers(connection, context, vouchers.values())
+    offline_days = sorted({_day(request, now) for _, _, request in work.requests if request.offline})
+    load_programmes(connection, context, offline_days)
+    accepted = _judge_all(work, vouchers, context, now)
+    refused = [
+        (request, outcome.result)
+        for s_index, r_index, request in parsed
+        if (outcome := work.outcomes[s_index][r_index]) is not None and outcome.result in REMEMBERED
+    ]
+    for place, outcome in write_redemptions(connection, context, accepted, refused, now):
+        work.outcomes[place[0]][place[1]] = outcome
+    return [[_settled(outcome) for outcome in outcomes] for outcomes in work.outcomes]
+
+
+def _settled(outcome: RedemptionOutcome | None) -> RedemptionOutcome:
+    assert outcome is not None, "a request was left without an outcome"
+    return outcome
+
+
+def _check_submissions(
+    submissions: Sequence[Submission], context: RedemptionContext, now: int, work: _Work
+) -> None:
+    for s_index, submission in enumerate(submissions):
+        terminal = context.terminals.get(submission.terminal_id)
+        if terminal is None:
+            failure: R | None = R.terminal_not_found
+        elif terminal.revoked_at is not None and terminal.revoked_at <= now:
+            failure = R.terminal_revoked
+        elif not verify_message(
+            terminal.public_key, submission.purpose, submission.signed_body, submission.signature
+        ):
+            failure = R.terminal_signature_invalid
+        else:
+            failure = None
+        for r_index, request in enumerate(submission.requests):
+            request_id = request.id if isinstance(request, RedemptionRequest) else None
+            if failure is not None:
+                work.refuse((s_index, r_index), request_id, failure)
+            elif isinstance(request, MalformedRequest):
+                work.refuse((s_index, r_index), None, R.request_malformed, str(request))
+            elif request.terminal_id != submission.terminal_id:
+                work.refuse((s_index, r_index), request_id, R.request_malformed, "terminal: not the signer's")
+
+
+def _check_requests(
+    live: list[tuple[int, int, RedemptionRequest]], context: RedemptionContext, now: int, work: _Work
+) -> list[tuple[int, int, RedemptionRequest]]:
+    """Shape, time and idempotency; returns the requests still to decide."""
+    remaining = []
+    in_batch: dict[uuid.UUID, bytes] = {}
+    for s_index, r_index, request in live:
+        place = (s_index, r_index)
+        result = _time_and_amount(request, now)
+        if result is R.ok:
+            result = _idempotency(request, context, in_batch, work, place)
+        if result is not R.ok:
+            if work.outcomes[s_index][r_index] is None:
+                work.refuse(place, request.id, result)
+            continue
+        in_batch[request.id] = request.request_hash
+        remaining.append((s_index, r_index, request))
+    return remaining
+
+
+def _time_and_amount(request: RedemptionRequest, now: int) -> R:
+    if request.phase is not RedemptionPhase.VOID and request.amount_tiyn <= 0:
+        return R.amount_must_be_positive
+    drift_ms = request.requested_at_ms - now // _MS
+    if request.offline:
+        if request.phase not in (RedemptionPhase.SINGLE, RedemptionPhase.RESERVE):
+            return R.request_malformed
+        if drift_ms > REQUEST_SKEW_MS_MAX or -drift_ms > OFFLINE_AGE_MS_MAX:
+            return R.request_time_invalid
+    elif abs(drift_ms) > REQUEST_SKEW_MS_MAX:
+        return R.request_time_invalid
+    return R.ok
+
+
+def _idempotency(
+    request: RedemptionRequest,
+    context: RedemptionContext,
+    in_batch: dict[uuid.UUID, bytes],
+    work: _Work,
+    place: tuple[int, int],
+) -> R:
+    stored = context.seen.get(request.id)
+    if stored is not None:
+        if stored.request_hash != request.request_hash:
+            return R.exists_with_different_request
+        work.outcomes[place[0]][place[1]] = RedemptionOutcome(request.id, R.exists, redemption=stored)
+        return R.exists
+    refused = context.refused.get(request.id)
+    if refused is not None:
+        if refused[1] != request.request_hash:
+            return R.exists_with_different_request
+        work.outcomes[place[0]][place[1]] = RedemptionOutcome(
+            request.id, R.id_already_failed, original=R(refused[0])
+        )
+        return R.id_already_failed
+    if request.id in in_batch:
+        # The same id twice in one transaction: the second is a retry racing the first; refuse it plainly.
+        return R.exists_with_different_request if in_batch[request.id] != request.request_hash else R.exists
+    return R.ok
+
+
+def _find_vouchers(
+    work: _Work, context: RedemptionContext, verifier: TokenVerifier, now: int
+) -> dict[int, uuid.UUID]:
+    """Position in work.requests → voucher id, for requests whose token, code or reservation names one."""
+    found: dict[int, uuid.UUID] = {}
+    with_tokens = [(i, r) for i, (_, _, r) in enumerate(work.requests) if r.token is not None]
+    checked = verifier.check(
+        [request.token for _, request in with_tokens if request.token is not None],
+        context.keys,
+        [_moment(request, now) for _, request in with_tokens],
+    )
+    for (position, _), (result, claims, _) in zip(with_tokens, checked, strict=True):
+        if claims is None:
+            s_index, r_index, request = work.requests[position]
+            work.refuse((s_index, r_index), request.id, result)
+        else:
+            found[position] = claims.voucher_id
+    for position, (s_index, r_index, request) in enumerate(work.requests):
+        if request.reference_code is not None:
+            code = normalise_reference_code(request.reference_code)
+            voucher_id = context.codes.get(code) if code else None
+            if voucher_id is None:
+                work.refuse((s_index, r_index), request.id, R.reference_code_not_found)
+            else:
+                found[position] = voucher_id
+        elif request.reserved_id is not None and request.reserved_id in context.reservations:
+            found[position] = context.reservations[request.reserved_id].voucher_id
+    return found
+
+
+def _judge_all(
+    work: _Work, vouchers: dict[int, uuid.UUID], context: RedemptionContext, now: int
+) -> list[Accepted]:
+    accepted: list[Accepted] = []
+    for position, (s_index, r_index, request) in enumerate(work.requests):
+        if work.outcomes[s_index][r_index] is not None:
+            continue
+        if request.phase in (RedemptionPhase.POST, RedemptionPhase.VOID):
+            result, item = _judge_resolution(request, (s_index, r_index), context, now)
+        else:
+            result, item = _judge_spend(request, (s_index, r_index), vouchers.get(position), context, now)
+        if item is None:
+            work.refuse((s_index, r_index), request.id, result)
+        else:
+            accepted.append(item)
+    return accepted
+
+
+def _judge_resolution(
+    request: RedemptionRequest, place: tuple[int, int], context: RedemptionContext, now: int
+) -> tuple[R, Accepted | None]:
+    result, reservation = judge_resolution(request, context.terminals[request.terminal_id], context, now)
+    if reservation is None:
+        return result, None
+    voucher = context.vouchers[reservation.voucher_id]
+    versions = context.policies.get(voucher.programme_id)
+    policy = versions.at(now) if versions is not None else None
+    apply_resolution(request, voucher, reservation, policy, stored_items(reservation.items))
+    context.resolved[reservation.id] = int(request.phase)  # a second post in this batch sees the first
+    return R.ok, Accepted(place, request, voucher, None, reservation)
+
+
+def _judge_spend(
+    request: RedemptionRequest,
+    place: tuple[int, int],
+    voucher_id: uuid.UUID | None,
+    context: RedemptionContext,
+    now: int,
+) -> tuple[R, Accepted | None]:
+    voucher = context.vouchers.get(voucher_id) if voucher_id is not None else None
+    if voucher is None:
+        return R.voucher_not_found, None
+    if request.token is not None and not _is_current_token(request.token, voucher.token_signature):
+        return R.token_does_not_match_voucher, None
+    terminal = context.terminals[request.terminal_id]
+    result, decision = judge_new_spend(request, voucher, terminal, context, _moment(request, now))
+    if decision is None:
+        return result, None
+    return R.ok, Accepted(place, request, voucher, decision, None)
+
+
+def _is_current_token(token: str, signature: bytes) -> bool:
+    """The presented token carries the signature stored for the voucher: it is the token the ledger issued
+    for it (the Ed25519 check already proved the issuer signed it)."""
+    return token_signature(token) == signature
+
+
+def _moment(request: RedemptionRequest, now: int) -> int:
+    return request.requested_at_ms * _MS if request.offline else now
+
+
+def _day(request: RedemptionRequest, now: int) -> dt.date:
+    return business_date(_moment(request, now))

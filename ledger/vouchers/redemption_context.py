@@ -1,0 +1,244 @@
+"""What a redemption batch reads before it decides, in a few pipelined round trips:
+
+1. the terminals and their providers, the issuer key set, redemption ids seen before (done or refused),
+   vouchers named by reference code, and the reservations that posts and voids resolve;
+2. the vouchers themselves, locked FOR UPDATE in id order (this lock is what makes a double spend
+   impossible: two redemptions of one voucher are decided one after the other), with their account
+   balances and prescription items;
+3. each programme's close lock (shared), its closed-through date, its policy versions, the providers'
+   enrolments, and the terminals' offline totals for the days concerned.
+"""
+
+import bisect
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import psycopg
+
+from ledger.vouchers.keys import IssuerKey, load_issuer_keys
+from ledger.vouchers.policy import Policy, parse_policy_bytes
+from ledger.vouchers.registry import lock_programmes_shared
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    public_key: bytes
+    revoked_at: int | None
+    category: int
+
+
+class StoredRedemption(NamedTuple):
+    """A redemption as stored (a NamedTuple: it is written by COPY as it stands)."""
+
+    id: uuid.UUID
+    voucher_id: uuid.UUID
+    programme_id: uuid.UUID
+    provider_id: uuid.UUID
+    terminal_id: uuid.UUID
+    phase: int
+    reserved_id: uuid.UUID | None
+    amount_tiyn: int
+    units: int
+    items: bytes | None
+    requested_at: int
+    effective_date: dt.date
+    offline: bool
+    request_hash: bytes
+    timestamp: int
+
+
+@dataclass(slots=True)
+class VoucherWorking:
+    """A locked voucher's row and balance, changed in memory as the batch decides."""
+
+    id: uuid.UUID
+    programme_id: uuid.UUID
+    state: int
+    amount_tiyn: int
+    units_max: int
+    not_before: int
+    expires_at: int
+    period_uses_max: int
+    period_tiyn_max: int
+    period_units_max: int
+    period_start: dt.date | None
+    usage_count: int
+    usage_tiyn: int
+    usage_units: int
+    units_used: int
+    issuer_key_id: str
+    token_signature: bytes
+    asset: int
+    # From the voucher's ledger account: what may still be spent, and what is reserved.
+    available_tiyn: int
+    pending_tiyn: int
+    items: dict[str, list[int]] = field(default_factory=dict)  # code → [quantity_max, quantity_used]
+    changed: bool = False
+    items_changed: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class PolicyVersions:
+    valid_from: list[int] = field(default_factory=list)
+    policies: list[Policy] = field(default_factory=list)
+
+    def at(self, timestamp: int) -> Policy | None:
+        position = bisect.bisect_right(self.valid_from, timestamp) - 1
+        return self.policies[position] if position >= 0 else None
+
+
+@dataclass(slots=True)
+class RedemptionContext:
+    terminals: dict[uuid.UUID, TerminalInfo] = field(default_factory=dict)
+    keys: dict[str, IssuerKey] = field(default_factory=dict)
+    seen: dict[uuid.UUID, StoredRedemption] = field(default_factory=dict)
+    refused: dict[uuid.UUID, tuple[int, bytes]] = field(default_factory=dict)
+    codes: dict[str, uuid.UUID] = field(default_factory=dict)
+    reservations: dict[uuid.UUID, StoredRedemption] = field(default_factory=dict)
+    # reservation id → phase of the post or void that resolved it
+    resolved: dict[uuid.UUID, int] = field(default_factory=dict)
+    # reservation id → ledger time its pending transfer times out (None: no timeout)
+    deadlines: dict[uuid.UUID, int | None] = field(default_factory=dict)
+    vouchers: dict[uuid.UUID, VoucherWorking] = field(default_factory=dict)
+    closed_through: dict[uuid.UUID, dt.date | None] = field(default_factory=dict)
+    policies: dict[uuid.UUID, PolicyVersions] = field(default_factory=dict)
+    # (programme, provider) → (receivable account, provider state)
+    enrolments: dict[tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, int]] = field(default_factory=dict)
+    # (terminal, programme, day) → offline amount already accepted
+    offline_totals: dict[tuple[uuid.UUID, uuid.UUID, dt.date], int] = field(default_factory=dict)
+
+
+REDEMPTION_COLUMNS = (
+    "id, voucher_id, programme_id, provider_id, terminal_id, phase, reserved_id, amount_tiyn, units, items, "
+    'requested_at, effective_date, offline, request_hash, "timestamp"'
+)
+_TERMINALS = """
+SELECT t.id, t.provider_id, t.public_key, t.revoked_at, p.category
+  FROM terminals t JOIN providers p ON p.id = t.provider_id WHERE t.id = ANY(%s)
+"""
+_SEEN = f"SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = ANY(%s)"
+_REFUSED = "SELECT id, result, request_hash FROM redemption_failures WHERE id = ANY(%s)"
+_CODES = "SELECT reference_code, id FROM vouchers WHERE reference_code = ANY(%s)"
+_RESOLUTIONS = "SELECT reserved_id, phase FROM redemptions WHERE reserved_id = ANY(%s)"
+_DEADLINES = """
+SELECT id, CASE WHEN timeout_s > 0 THEN "timestamp" + timeout_s::bigint * 1000000000 END
+  FROM transfers WHERE id = ANY(%s)
+"""
+_VOUCHERS = """
+SELECT v.id, v.programme_id, v.state, v.amount_tiyn, v.units_max, v.not_before, v.expires_at,
+       v.period_uses_max, v.period_tiyn_max, v.period_units_max, v.period_start, v.usage_count, v.usage_tiyn,
+       v.usage_units, v.units_used, v.issuer_key_id, v.token_signature, a.asset,
+       a.credits_posted - a.debits_posted - a.debits_pending, a.debits_pending
+  FROM vouchers v JOIN accounts a ON a.id = v.id
+ WHERE v.id = ANY(%s) ORDER BY v.id FOR UPDATE OF v
+"""
+_ITEMS = (
+    "SELECT voucher_id, item_code, quantity_max, quantity_used FROM voucher_items WHERE voucher_id = ANY(%s)"
+)
+_PROGRAMMES = "SELECT id, closed_through FROM voucher_programmes WHERE id = ANY(%s)"
+_POLICIES = """
+SELECT programme_id, valid_from, body FROM voucher_policies WHERE programme_id = ANY(%s)
+ ORDER BY programme_id, valid_from, version
+"""
+_ENROLMENTS = """
+SELECT programme_id, provider_id, receivable_account_id, state FROM programme_providers
+ WHERE programme_id = ANY(%s) AND provider_id = ANY(%s)
+"""
+_OFFLINE_TOTALS = """
+SELECT terminal_id, programme_id, effective_date, sum(amount_tiyn)::bigint FROM redemptions
+ WHERE terminal_id = ANY(%s) AND offline AND effective_date = ANY(%s) AND phase IN (1, 2)
+ GROUP BY terminal_id, programme_id, effective_date
+"""
+
+
+def load_references(
+    connection: psycopg.Connection[Any],
+    context: RedemptionContext,
+    terminal_ids: list[uuid.UUID],
+    request_ids: list[uuid.UUID],
+    codes: list[str],
+    reserved_ids: list[uuid.UUID],
+) -> None:
+    """Round trip 1: what the requests name, before anything is locked."""
+    with connection.pipeline() as pipeline:
+        terminals = connection.execute(_TERMINALS, (terminal_ids,))
+        seen = connection.execute(_SEEN, (request_ids + reserved_ids,))
+        refused = connection.execute(_REFUSED, (request_ids,))
+        code_rows = connection.execute(_CODES, (codes,)) if codes else None
+        resolutions = connection.execute(_RESOLUTIONS, (reserved_ids,)) if reserved_ids else None
+        deadlines = connection.execute(_DEADLINES, (reserved_ids,)) if reserved_ids else None
+        pipeline.sync()
+        context.keys = load_issuer_keys(connection)
+        context.terminals = {
+            row[0]: TerminalInfo(row[0], row[1], bytes(row[2]), row[3], row[4]) for row in terminals
+        }
+        stored = [StoredRedemption(*row) for row in seen.fetchall()]
+        context.refused = {row[0]: (row[1], bytes(row[2])) for row in refused.fetchall()}
+        context.codes = dict(code_rows.fetchall()) if code_rows is not None else {}
+        context.resolved = dict(resolutions.fetchall()) if resolutions is not None else {}
+        context.deadlines = dict(deadlines.fetchall()) if deadlines is not None else {}
+    wanted = set(request_ids)
+    context.seen = {row.id: row for row in stored if row.id in wanted}
+    reserved = set(reserved_ids)
+    context.reservations = {row.id: row for row in stored if row.id in reserved}
+
+
+def lock_vouchers(
+    connection: psycopg.Connection[Any], context: RedemptionContext, voucher_ids: Iterable[uuid.UUID]
+) -> None:
+    """Round trip 2: the vouchers, locked in id order, with their balances and items."""
+    ids = sorted(set(voucher_ids))
+    if not ids:
+        return
+    with connection.pipeline() as pipeline:
+        rows = connection.execute(_VOUCHERS, (ids,))
+        items = connection.execute(_ITEMS, (ids,))
+        pipeline.sync()
+        for row in rows.fetchall():
+            context.vouchers[row[0]] = _working(row)
+        for voucher_id, code, quantity_max, quantity_used in items.fetchall():
+            context.vouchers[voucher_id].items[code] = [quantity_max, quantity_used]
+
+
+def load_programmes(
+    connection: psycopg.Connection[Any], context: RedemptionContext, offline_days: list[dt.date]
+) -> None:
+    """Round trip 3: close locks (shared), closed periods, policies, enrolments, offline totals."""
+    programme_ids = sorted({voucher.programme_id for voucher in context.vouchers.values()})
+    providers = sorted({terminal.provider_id for terminal in context.terminals.values()})
+    if not programme_ids:
+        return
+    lock_programmes_shared(connection, programme_ids)
+    with connection.pipeline() as pipeline:
+        programmes = connection.execute(_PROGRAMMES, (programme_ids,))
+        policies = connection.execute(_POLICIES, (programme_ids,))
+        enrolments = connection.execute(_ENROLMENTS, (programme_ids, providers))
+        totals = (
+            connection.execute(_OFFLINE_TOTALS, (list(context.terminals), offline_days))
+            if offline_days
+            else None
+        )
+        pipeline.sync()
+        context.closed_through = dict(programmes.fetchall())
+        for programme_id, valid_from, body in policies.fetchall():
+            versions = context.policies.setdefault(programme_id, PolicyVersions())
+            versions.valid_from.append(valid_from)
+            versions.policies.append(parse_policy_bytes(bytes(body)))
+        context.enrolments = {(row[0], row[1]): (row[2], row[3]) for row in enrolments.fetchall()}
+        if totals is not None:
+            context.offline_totals = {(row[0], row[1], row[2]): row[3] for row in totals.fetchall()}
+
+
+def _working(row: tuple[Any, ...]) -> VoucherWorking:
+    return VoucherWorking(
+        id=row[0], programme_id=row[1], state=row[2], amount_tiyn=row[3], units_max=row[4], not_before=row[5],
+        expires_at=row[6], period_uses_max=row[7], period_tiyn_max=row[8], period_units_max=row[9],
+        period_start=row[10], usage_count=row[11], usage_tiyn=row[12], usage_units=row[13],
+        units_used=row[14], issuer_key_id=row[15], token_signature=bytes(row[16]), asset=row[17],
+        available_tiyn=row[18], pending_tiyn=row[19],
+    )  # fmt: skip
