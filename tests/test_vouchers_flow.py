@@ -10,7 +10,7 @@ from tests.voucher_world import build_world
 def test_a_pupil_eats_five_meals_and_the_canteen_is_owed_for_five(ledger, voucher_ledger):
     world = build_world(ledger, voucher_ledger, price_per_use_tiyn=60_000, period="day", period_uses_max=1)
     voucher = world.issue(amount=300_000)
-    outcome, receipt = world.redeem(world.request(voucher, amount=60_000))
+    outcome, _ = world.redeem(world.request(voucher, amount=60_000))
     assert outcome.result is R.ok, outcome
     [view] = voucher_ledger.vouchers([voucher])
     assert (view.available_tiyn, view.spent_tiyn) == (240_000, 60_000)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import nacl.bindings
 
 from ledger.accounts import Account, AccountType
-from ledger.ids import new_id
 from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
+from ledger.ids import new_id
 from ledger.money import Asset
 from ledger.results import CreateTransferResult
 from ledger.service import Ledger
