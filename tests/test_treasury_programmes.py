@@ -1,0 +1,64 @@
+"""Programmes: created as drafts with their ledger accounts and policy, opened, closed; never backwards."""
+
+import pytest
+
+from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers.policy import parse_policy
+from tests.treasury_world import programme_draft
+from tests.voucher_world import policy_document
+from treasury.errors import Refused
+from treasury.programmes import ProgrammeState, create_programme, lock_open_programme, set_programme_state
+
+
+def test_a_programme_goes_from_draft_to_open_to_closed_and_never_back(pool):
+    unit_of_work = UnitOfWork(pool)
+    draft = programme_draft()
+    policy = parse_policy(policy_document())
+    created = unit_of_work.run(lambda c: create_programme(c, draft, policy, "officer.a"))
+    assert created.state is ProgrammeState.DRAFT and created.purpose == "school_meals"
+    assert (
+        unit_of_work.run(lambda c: create_programme(c, draft, policy, "officer.a")).timestamp
+        == created.timestamp
+    )
+    with pytest.raises(Refused) as refused:
+        unit_of_work.run(lambda c: lock_open_programme(c, draft.id))
+    assert refused.value.code == "programme_not_open"
+    assert (
+        unit_of_work.run(lambda c: set_programme_state(c, draft.id, ProgrammeState.OPEN)).state
+        is ProgrammeState.OPEN
+    )
+    unit_of_work.run(lambda c: lock_open_programme(c, draft.id))
+    unit_of_work.run(lambda c: set_programme_state(c, draft.id, ProgrammeState.CLOSED))
+    with pytest.raises(Refused) as refused:
+        unit_of_work.run(lambda c: set_programme_state(c, draft.id, ProgrammeState.OPEN))
+    assert refused.value.code == "illegal_state_change"
+
+
+def test_the_same_code_twice_is_refused_and_nothing_is_written(pool):
+    unit_of_work = UnitOfWork(pool)
+    policy = parse_policy(policy_document())
+    first = programme_draft()
+    unit_of_work.run(lambda c: create_programme(c, first, policy, "officer.a"))
+    with pytest.raises(Refused) as refused:
+        unit_of_work.run(lambda c: create_programme(c, programme_draft(code=first.code), policy, "officer.a"))
+    assert refused.value.code == "programme_code_taken"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("kbk", "251027015", "kbk_invalid"),
+        ("code", "sm 2026", "code_invalid"),
+        ("budget_ceiling_tiyn", 0, "ceiling_invalid"),
+        ("vat_rate", "7", "vat_rate_invalid"),
+    ],
+)
+def test_a_bad_draft_is_refused_with_the_rule_it_broke(pool, field, value, code):
+    unit_of_work = UnitOfWork(pool)
+    with pytest.raises(Refused) as refused:
+        unit_of_work.run(
+            lambda c: create_programme(
+                c, programme_draft(**{field: value}), parse_policy(policy_document()), "o"
+            )
+        )
+    assert refused.value.code == code
