@@ -66,3 +66,26 @@ def test_revocation_returns_what_is_left(ledger, voucher_ledger):
     [fund] = ledger.lookup_accounts([world.fund_id])
     assert fund.credits_posted - fund.debits_posted == 500_000 - 50_000
     assert world.redeem(world.request(voucher, amount=1_000))[0].result is R.voucher_revoked
+
+
+def test_a_wrong_redemption_is_reversed_back_onto_the_voucher_once(ledger, voucher_ledger, pool):
+    from ledger.ids import new_id
+    from ledger.unit_of_work import UnitOfWork
+    from ledger.vouchers.corrections import RedemptionReversal, reverse_redemptions
+    from ledger.vouchers.results import ReversalResult
+
+    world = build_world(ledger, voucher_ledger, partial_redemption=False)
+    voucher = world.issue(amount=50_000)
+    request = world.request(voucher, amount=50_000)
+    assert world.redeem(request)[0].result is R.ok
+    assert voucher_ledger.vouchers([voucher])[0].state is VoucherState.REDEEMED
+    reversal = RedemptionReversal(new_id(), request.id, "the pupil was absent; meal recorded by mistake")
+    unit_of_work = UnitOfWork(pool)
+    assert unit_of_work.run(lambda c: reverse_redemptions(c, [reversal])) == [ReversalResult.ok]
+    assert unit_of_work.run(lambda c: reverse_redemptions(c, [reversal])) == [ReversalResult.exists]
+    again = RedemptionReversal(new_id(), request.id, "twice")
+    assert unit_of_work.run(lambda c: reverse_redemptions(c, [again])) == [ReversalResult.already_reversed]
+    [view] = voucher_ledger.vouchers([voucher])
+    assert (view.state, view.available_tiyn) == (VoucherState.ACTIVE, 50_000)
+    [receivable] = ledger.lookup_accounts([world.terminal.receivable_id])
+    assert receivable.credits_posted - receivable.debits_posted == 0

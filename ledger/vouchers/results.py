@@ -153,3 +153,17 @@ class RegistryResult(IntEnum):
     # A settlement period closes forward only, and not on a day that has not ended.
     close_date_invalid = 17
     window_invalid = 18
+
+
+class ReversalResult(IntEnum):
+    ok = 0
+    id_must_not_be_zero = 1
+    reason_required = 2
+    exists_with_different_redemption = 3
+    exists = 4
+    redemption_not_found = 5
+    # Reservations and voids moved no value; reverse the post instead.
+    redemption_not_reversible = 6
+    already_reversed = 7
+    # The redemption's settlement period is closed: only an adjustment act that references it can correct it.
+    period_closed = 8

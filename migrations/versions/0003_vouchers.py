@@ -225,6 +225,29 @@ CREATE TABLE redemption_failures (
     CONSTRAINT pk_redemption_failures PRIMARY KEY (id)
 );
 
+-- A redemption taken back before its period closed (a wrong or disputed one): the amount goes from the
+-- provider's receivable back to the voucher (or to its fund when the voucher has ended). One per redemption.
+CREATE TABLE redemption_reversals (
+    id uuid NOT NULL,
+    redemption_id uuid NOT NULL,
+    voucher_id uuid NOT NULL,
+    programme_id uuid NOT NULL,
+    provider_id uuid NOT NULL,
+    amount_tiyn bigint NOT NULL,
+    credit_account_id uuid NOT NULL,
+    transfer_id uuid NOT NULL,
+    reason text NOT NULL,
+    effective_date date NOT NULL,
+    "timestamp" bigint NOT NULL,
+    CONSTRAINT pk_redemption_reversals PRIMARY KEY (id),
+    CONSTRAINT uq_redemption_reversals_redemption_id UNIQUE (redemption_id),
+    CONSTRAINT fk_redemption_reversals_redemption_id_redemptions FOREIGN KEY (redemption_id)
+        REFERENCES redemptions (id),
+    CONSTRAINT ck_redemption_reversals_amount_positive CHECK (amount_tiyn > 0),
+    CONSTRAINT ck_redemption_reversals_reason_given CHECK (length(reason) > 0)
+);
+CREATE INDEX ix_redemption_reversals_provider_id_programme_id ON redemption_reversals (provider_id, programme_id);
+
 -- A redemption's effective date may not fall in a closed settlement period of its programme.
 CREATE FUNCTION vouchers_refuse_closed_period() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -305,7 +328,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['voucher_funds', 'voucher_policies', 'providers', 'voucher_transitions',
-                             'redemptions', 'redemption_failures']
+                             'redemptions', 'redemption_failures', 'redemption_reversals']
     LOOP
         EXECUTE format('CREATE TRIGGER %1$s_append_only BEFORE UPDATE OR DELETE ON %1$s
                             FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()', t);
@@ -320,7 +343,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'amiyan_app') THEN
         GRANT SELECT, INSERT ON voucher_funds, voucher_policies, providers, voucher_transitions,
-            redemptions, redemption_failures, voucher_items TO amiyan_app;
+            redemptions, redemption_failures, redemption_reversals, voucher_items TO amiyan_app;
         GRANT SELECT, INSERT ON voucher_programmes, programme_providers, terminals, issuer_keys, vouchers
             TO amiyan_app;
         GRANT UPDATE (closed_through) ON voucher_programmes TO amiyan_app;
@@ -339,12 +362,13 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'amiyan_app') THEN
         REVOKE ALL ON voucher_programmes, voucher_funds, voucher_policies, providers, programme_providers,
             terminals, issuer_keys, vouchers, voucher_items, voucher_transitions, redemptions,
-            redemption_failures FROM amiyan_app;
+            redemption_failures, redemption_reversals FROM amiyan_app;
     END IF;
 END $$;
 DROP TRIGGER transfers_vouchers_non_cashable ON transfers;
 DROP FUNCTION vouchers_refuse_cashing();
 DROP TABLE redemption_failures;
+DROP TABLE redemption_reversals;
 DROP TABLE redemptions;
 DROP FUNCTION vouchers_refuse_closed_period();
 DROP TABLE voucher_transitions;
