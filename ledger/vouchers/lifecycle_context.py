@@ -54,17 +54,19 @@ SELECT v.id, v.programme_id, v.fund_account_id, v.holder_hash, v.state, v.expire
                        WHERE programme_id = v.programme_id AND valid_from <= %s
                        ORDER BY valid_from DESC, version DESC LIMIT 1) p
  WHERE v.id = ANY(%s)
- ORDER BY v.id
-   FOR UPDATE OF v
 """
+# Locked by a statement of its own, so the balance read after it is current (see redemption_context._LOCK).
+_LOCK = "SELECT id FROM vouchers WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 
 
 def load_transitions(
     connection: psycopg.Connection[Any], transitions: Sequence["VoucherTransition"], now: int
 ) -> tuple[dict[uuid.UUID, tuple[uuid.UUID, int]], dict[uuid.UUID, LockedVoucher]]:
+    voucher_ids = sorted({t.voucher_id for t in transitions})
     with connection.pipeline() as pipeline:
+        connection.execute(_LOCK, (voucher_ids,))
         known_rows = connection.execute(_KNOWN, ([t.id for t in transitions],))
-        voucher_rows = connection.execute(_VOUCHERS, (now, sorted({t.voucher_id for t in transitions})))
+        voucher_rows = connection.execute(_VOUCHERS, (now, voucher_ids))
         pipeline.sync()
         known = {row[0]: (row[1], row[2]) for row in known_rows.fetchall()}
         vouchers = {row[0]: _locked(row) for row in voucher_rows.fetchall()}

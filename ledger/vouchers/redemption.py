@@ -104,7 +104,8 @@ def redeem(
     live = [(s, r, request) for s, r, request in parsed if work.outcomes[s][r] is None]
     work.requests = _check_requests(live, context, now, work)
     vouchers = _find_vouchers(work, context, verifier, now)
-    lock_vouchers(connection, context, vouchers.values())
+    lock_vouchers(connection, context, vouchers.values(), [request.id for _, _, request in work.requests])
+    _recheck_idempotency(work, context)
     offline_days = sorted({_day(request, now) for _, _, request in work.requests if request.offline})
     load_programmes(connection, context, offline_days)
     accepted = _judge_all(work, vouchers, context, now)
@@ -207,6 +208,17 @@ def _idempotency(
         # The same id twice in one transaction: the second is a retry racing the first; refuse it plainly.
         return R.exists_with_different_request if in_batch[request.id] != request.request_hash else R.exists
     return R.ok
+
+
+def _recheck_idempotency(work: _Work, context: RedemptionContext) -> None:
+    """Requests whose id committed meanwhile (a racing retry) answer from the stored row, like any replay."""
+    for s_index, r_index, request in work.requests:
+        if work.outcomes[s_index][r_index] is None and (
+            request.id in context.seen or request.id in context.refused
+        ):
+            result = _idempotency(request, context, {}, work, (s_index, r_index))
+            if work.outcomes[s_index][r_index] is None:
+                work.refuse((s_index, r_index), request.id, result)
 
 
 def _find_vouchers(

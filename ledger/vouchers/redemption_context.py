@@ -129,13 +129,17 @@ _DEADLINES = """
 SELECT id, CASE WHEN timeout_s > 0 THEN "timestamp" + timeout_s::bigint * 1000000000 END
   FROM transfers WHERE id = ANY(%s)
 """
+# The lock is its own statement: the reads after it take a fresh snapshot in READ COMMITTED, so they see
+# whatever the transaction that held the lock before us committed (a join in the locking statement
+# would re-check only the locked table's row and could return a stale balance).
+_LOCK = "SELECT id FROM vouchers WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 _VOUCHERS = """
 SELECT v.id, v.programme_id, v.state, v.amount_tiyn, v.units_max, v.not_before, v.expires_at,
        v.period_uses_max, v.period_tiyn_max, v.period_units_max, v.period_start, v.usage_count, v.usage_tiyn,
        v.usage_units, v.units_used, v.issuer_key_id, v.token_signature, a.asset,
        a.credits_posted - a.debits_posted - a.debits_pending, a.debits_pending
   FROM vouchers v JOIN accounts a ON a.id = v.id
- WHERE v.id = ANY(%s) ORDER BY v.id FOR UPDATE OF v
+ WHERE v.id = ANY(%s)
 """
 _ITEMS = (
     "SELECT voucher_id, item_code, quantity_max, quantity_used FROM voucher_items WHERE voucher_id = ANY(%s)"
@@ -189,20 +193,29 @@ def load_references(
 
 
 def lock_vouchers(
-    connection: psycopg.Connection[Any], context: RedemptionContext, voucher_ids: Iterable[uuid.UUID]
+    connection: psycopg.Connection[Any],
+    context: RedemptionContext,
+    voucher_ids: Iterable[uuid.UUID],
+    request_ids: list[uuid.UUID],
 ) -> None:
-    """Round trip 2: the vouchers, locked in id order, with their balances and items."""
+    """Round trip 2: the vouchers, locked in id order, then their balances and items, and the request ids
+    seen again: a racing retry of the same request may have committed while we waited for the lock."""
     ids = sorted(set(voucher_ids))
     if not ids:
         return
     with connection.pipeline() as pipeline:
+        connection.execute(_LOCK, (ids,))
         rows = connection.execute(_VOUCHERS, (ids,))
         items = connection.execute(_ITEMS, (ids,))
+        seen = connection.execute(_SEEN, (request_ids,))
+        refused = connection.execute(_REFUSED, (request_ids,))
         pipeline.sync()
         for row in rows.fetchall():
             context.vouchers[row[0]] = _working(row)
         for voucher_id, code, quantity_max, quantity_used in items.fetchall():
             context.vouchers[voucher_id].items[code] = [quantity_max, quantity_used]
+        context.seen.update((row[0], StoredRedemption(*row)) for row in seen.fetchall())
+        context.refused.update((row[0], (row[1], bytes(row[2]))) for row in refused.fetchall())
 
 
 def load_programmes(

@@ -1,0 +1,59 @@
+"""Double spend is impossible: fifty terminals racing for one voucher, each in its own transaction."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ledger.vouchers.results import RedemptionResult as R
+from tests.voucher_world import build_world
+
+RACERS = 50
+
+
+def _race(world, requests, terminals):
+    barrier = threading.Barrier(len(requests))
+
+    def redeem(index):
+        barrier.wait()
+        return world.redeem(requests[index], terminals[index])[0].result
+
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        return list(pool.map(redeem, range(len(requests))))
+
+
+def test_fifty_racing_redemptions_of_a_single_use_voucher_let_exactly_one_through(ledger, voucher_ledger):
+    world = build_world(ledger, voucher_ledger, partial_redemption=False)
+    voucher = world.issue(amount=60_000)
+    terminals = [world.terminal] + [world.add_provider() for _ in range(4)]
+    chosen = [terminals[i % len(terminals)] for i in range(RACERS)]
+    requests = [world.request(voucher, amount=60_000, terminal=t) for t in chosen]
+    results = _race(world, requests, chosen)
+    assert results.count(R.ok) == 1
+    assert set(results) - {R.ok} <= {R.voucher_redeemed, R.insufficient_balance}
+    [view] = voucher_ledger.vouchers([voucher])
+    assert (view.available_tiyn, view.spent_tiyn) == (0, 60_000)
+    owed = ledger.lookup_accounts([t.receivable_id for t in terminals])
+    assert sum(a.credits_posted for a in owed) == 60_000
+
+
+def test_fifty_racing_partial_redemptions_never_spend_more_than_the_balance(ledger, voucher_ledger):
+    world = build_world(ledger, voucher_ledger)
+    voucher = world.issue(amount=100_000)
+    amounts = [3_000 + 97 * i for i in range(RACERS)]  # 50 requests, 297,350 tiyn in all
+    requests = [world.request(voucher, amount=amount) for amount in amounts]
+    results = _race(world, requests, [world.terminal] * RACERS)
+    spent = sum(amount for amount, result in zip(amounts, results, strict=True) if result is R.ok)
+    assert 0 < spent <= 100_000
+    assert set(results) <= {R.ok, R.insufficient_balance}
+    [view] = voucher_ledger.vouchers([voucher])
+    assert view.spent_tiyn == spent and view.available_tiyn == 100_000 - spent
+    assert ledger.invariant_violations() == []
+
+
+def test_a_replayed_signed_request_moves_nothing_twice_even_when_raced(ledger, voucher_ledger):
+    world = build_world(ledger, voucher_ledger)
+    voucher = world.issue(amount=100_000)
+    request = world.request(voucher, amount=25_000)
+    results = _race(world, [request] * 20, [world.terminal] * 20)
+    assert results.count(R.ok) == 1
+    assert set(results) == {R.ok, R.exists}
+    assert voucher_ledger.vouchers([voucher])[0].spent_tiyn == 25_000
