@@ -32,7 +32,9 @@ def test_a_voucher_pays_only_an_allowed_provider_or_its_own_fund(ledger, voucher
     voucher = world.issue(amount=10_000_000)
     receivables = {category: world.add_provider(category).receivable_id for category in ProviderCategory}
     others = {account_type: new_id() for account_type in OTHER_ACCOUNT_TYPES}
-    ledger.create_accounts([Account(account, Asset.KZT, account_type) for account_type, account in others.items()])
+    ledger.create_accounts(
+        [Account(account, Asset.KZT, account_type) for account_type, account in others.items()]
+    )
     cells = [(f"receivable of a {c.name.lower()}", account) for c, account in receivables.items()]
     cells += [(f"a {t.name.lower()} account", account) for t, account in others.items()]
     cells += [("its own fund", world.fund_id)]
@@ -66,7 +68,9 @@ def test_a_voucher_account_without_a_voucher_moves_nowhere(ledger):
     ]
 
 
-def test_the_database_refuses_cashing_a_voucher_written_around_python(ledger, voucher_ledger, owner_connection):
+def test_the_database_refuses_cashing_a_voucher_written_around_python(
+    ledger, voucher_ledger, owner_connection
+):
     world = build_world(ledger, voucher_ledger)
     voucher = world.issue(amount=100_000)
     bank = new_id()

@@ -77,7 +77,9 @@ def test_a_request_signed_for_another_purpose_is_refused(ledger, voucher_ledger)
     voucher = world.issue(100_000)
     request = world.request(voucher)
     signature = sign_message(world.terminal.secret_key, Purpose.SERVICE_ACT, request.body)
-    submission = Submission(world.terminal.id, (request,), request.body, signature, Purpose.REDEMPTION_REQUEST)
+    submission = Submission(
+        world.terminal.id, (request,), request.body, signature, Purpose.REDEMPTION_REQUEST
+    )
     [(outcomes, _)] = voucher_ledger.redeem([submission])
     assert outcomes[0].result is R.terminal_signature_invalid
 
@@ -86,7 +88,9 @@ def test_request_time_far_from_the_ledgers(ledger, voucher_ledger):
     world = build_world(ledger, voucher_ledger)
     voucher = world.issue(100_000)
     an_hour_ago = time.time_ns() // 1_000_000 - 3_600_000
-    _assert_refused(world, voucher, world.request(voucher, requested_at_ms=an_hour_ago), R.request_time_invalid)
+    _assert_refused(
+        world, voucher, world.request(voucher, requested_at_ms=an_hour_ago), R.request_time_invalid
+    )
 
 
 def test_a_tampered_token_is_refused(ledger, voucher_ledger):
@@ -218,9 +222,13 @@ def test_gas_units_are_priced_and_limited_per_month(ledger, voucher_ledger):
     )  # fmt: skip
     voucher = world.issue(1_000_000)
     _assert_refused(world, voucher, world.request(voucher, amount=2_500), R.units_invalid)
-    _assert_refused(world, voucher, world.request(voucher, amount=2_000, units=1), R.amount_differs_from_units_price)
+    _assert_refused(
+        world, voucher, world.request(voucher, amount=2_000, units=1), R.amount_differs_from_units_price
+    )
     assert world.redeem(world.request(voucher, amount=100 * 2_500, units=100))[0].result is R.ok
-    _assert_refused(world, voucher, world.request(voucher, amount=51 * 2_500, units=51), R.exceeds_period_units)
+    _assert_refused(
+        world, voucher, world.request(voucher, amount=51 * 2_500, units=51), R.exceeds_period_units
+    )
     assert world.redeem(world.request(voucher, amount=50 * 2_500, units=50))[0].result is R.ok
 
 
@@ -243,13 +251,19 @@ def test_prescription_items_and_quantities(ledger, voucher_ledger):
     voucher = world.issue(500_000, items=(("ATC-N02BE01", 2), ("ATC-R05CB01", 1)))
     _assert_refused(world, voucher, world.request(voucher, amount=10_000), R.items_required)
     unprescribed = (RedemptionItem("ATC-J01CA04", 1, 10_000),)
-    _assert_refused(world, voucher, world.request(voucher, amount=10_000, items=unprescribed), R.item_not_prescribed)
+    _assert_refused(
+        world, voucher, world.request(voucher, amount=10_000, items=unprescribed), R.item_not_prescribed
+    )
     too_many = (RedemptionItem("ATC-N02BE01", 3, 30_000),)
-    _assert_refused(world, voucher, world.request(voucher, amount=30_000, items=too_many), R.item_quantity_exceeded)
+    _assert_refused(
+        world, voucher, world.request(voucher, amount=30_000, items=too_many), R.item_quantity_exceeded
+    )
     two = (RedemptionItem("ATC-N02BE01", 2, 20_000),)
     assert world.redeem(world.request(voucher, amount=20_000, items=two))[0].result is R.ok
     one_more = (RedemptionItem("ATC-N02BE01", 1, 10_000),)
-    _assert_refused(world, voucher, world.request(voucher, amount=10_000, items=one_more), R.item_quantity_exceeded)
+    _assert_refused(
+        world, voucher, world.request(voucher, amount=10_000, items=one_more), R.item_quantity_exceeded
+    )
 
 
 def test_insufficient_balance(ledger, voucher_ledger):

@@ -26,11 +26,12 @@ from ledger.vouchers.judge import apply_resolution, judge_new_spend, judge_resol
 from ledger.vouchers.receipts import RedemptionOutcome
 from ledger.vouchers.redemption_context import (
     RedemptionContext,
+    StoredRedemption,
     load_programmes,
     load_references,
     lock_vouchers,
 )
-from ledger.vouchers.redemption_writes import Accepted, stored_items, write_redemptions
+from ledger.vouchers.redemption_writes import Accepted, items_bytes, stored_items, write_redemptions
 from ledger.vouchers.reference import normalise_reference_code
 from ledger.vouchers.requests import MalformedRequest, RedemptionRequest
 from ledger.vouchers.results import REMEMBERED_REDEMPTION_FAILURES as REMEMBERED
@@ -299,6 +300,14 @@ def _judge_spend(
     result, decision = judge_new_spend(request, voucher, terminal, context, _moment(request, now))
     if decision is None:
         return result, None
+    if request.phase is RedemptionPhase.RESERVE:  # a post or void later in this batch may resolve it
+        context.reservations[request.id] = StoredRedemption(
+            request.id, voucher.id, voucher.programme_id, terminal.provider_id, terminal.id,
+            int(request.phase), None, request.amount_tiyn, request.units, items_bytes(request),
+            request.requested_at_ms * _MS, decision.effective_date, request.offline, request.request_hash,
+            now,
+        )  # fmt: skip
+        context.deadlines[request.id] = now + decision.policy.reservation_timeout_s * 1_000_000_000
     return R.ok, Accepted(place, request, voucher, decision, None)
 
 

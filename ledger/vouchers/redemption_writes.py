@@ -142,13 +142,6 @@ def _transfer(item: Accepted, now: int) -> Transfer:
 def _stored(item: Accepted, transfer: StoredTransfer, context: RedemptionContext) -> StoredRedemption:
     request = item.request
     provider = context.terminals[request.terminal_id].provider_id
-    items = (
-        canonical_bytes(
-            [{"code": i.code, "quantity": i.quantity, "amount_tiyn": i.amount_tiyn} for i in request.items]
-        )
-        if request.items
-        else None
-    )
     return StoredRedemption(
         id=request.id,
         voucher_id=item.voucher.id,
@@ -159,7 +152,7 @@ def _stored(item: Accepted, transfer: StoredTransfer, context: RedemptionContext
         reserved_id=request.reserved_id,
         amount_tiyn=transfer.amount,
         units=request.units,
-        items=items,
+        items=items_bytes(request),
         requested_at=request.requested_at_ms * 1_000_000,
         effective_date=transfer.effective_date,
         offline=request.offline,
@@ -188,6 +181,18 @@ def _update_vouchers(connection: psycopg.Connection[Any], touched: Sequence[Vouc
         )
         for voucher in vouchers:
             voucher.items_changed.clear()
+
+
+def items_bytes(request: RedemptionRequest) -> bytes | None:
+    """How a request's items are stored: canonical JSON, or NULL when it has none."""
+    if not request.items:
+        return None
+    return canonical_bytes(
+        [
+            {"code": item.code, "quantity": item.quantity, "amount_tiyn": item.amount_tiyn}
+            for item in request.items
+        ]
+    )
 
 
 def stored_items(items: bytes | None) -> list[tuple[str, int]]:
