@@ -57,3 +57,21 @@ def test_a_replayed_signed_request_moves_nothing_twice_even_when_raced(ledger, v
     assert results.count(R.ok) == 1
     assert set(results) == {R.ok, R.exists}
     assert voucher_ledger.vouchers([voucher])[0].spent_tiyn == 25_000
+
+
+def test_coalesced_single_redemptions_each_get_their_own_answer(ledger, voucher_ledger):
+    from ledger.vouchers.coalescer import RedemptionCoalescer
+
+    world = build_world(ledger, voucher_ledger, partial_redemption=False)
+    vouchers = [world.issue(amount=10_000) for _ in range(40)]
+    coalescer = RedemptionCoalescer(voucher_ledger, writers=2)
+    try:
+        requests = [world.request(v, amount=10_000) for v in vouchers]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda r: coalescer.redeem(world.submission(r)), requests))
+        spent_again, _ = coalescer.redeem(world.submission(world.request(vouchers[0], amount=10_000)))
+    finally:
+        coalescer.close()
+    assert [outcomes[0].result for outcomes, _ in answers] == [R.ok] * 40
+    assert all(len(receipt.document()["results"]) == 1 for _, receipt in answers)
+    assert spent_again[0].result is R.voucher_redeemed
