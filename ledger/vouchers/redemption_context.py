@@ -21,6 +21,7 @@ import psycopg
 from ledger.vouchers.keys import IssuerKey, load_issuer_keys
 from ledger.vouchers.policy import Policy, parse_policy_bytes
 from ledger.vouchers.registry import lock_programmes_shared
+from ledger.wire import uuid_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +122,8 @@ _TERMINALS = """
 SELECT t.id, t.provider_id, t.public_key, t.revoked_at, p.category
   FROM terminals t JOIN providers p ON p.id = t.provider_id WHERE t.id = ANY(%s)
 """
-_SEEN = f"SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = ANY(%s)"
-_REFUSED = "SELECT id, result, request_hash FROM redemption_failures WHERE id = ANY(%s)"
+_SEEN = f"SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = ANY(%b::uuid[])"
+_REFUSED = "SELECT id, result, request_hash FROM redemption_failures WHERE id = ANY(%b::uuid[])"
 _CODES = "SELECT reference_code, id FROM vouchers WHERE reference_code = ANY(%s)"
 _RESOLUTIONS = "SELECT reserved_id, phase FROM redemptions WHERE reserved_id = ANY(%s)"
 _DEADLINES = """
@@ -132,18 +133,19 @@ SELECT id, CASE WHEN timeout_s > 0 THEN "timestamp" + timeout_s::bigint * 100000
 # The lock is its own statement: the reads after it take a fresh snapshot in READ COMMITTED, so they see
 # whatever the transaction that held the lock before us committed (a join in the locking statement
 # would re-check only the locked table's row and could return a stale balance).
-_LOCK = "SELECT id FROM vouchers WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+_LOCK = "SELECT id FROM vouchers WHERE id = ANY(%b::uuid[]) ORDER BY id FOR UPDATE"
 _VOUCHERS = """
 SELECT v.id, v.programme_id, v.state, v.amount_tiyn, v.units_max, v.not_before, v.expires_at,
        v.period_uses_max, v.period_tiyn_max, v.period_units_max, v.period_start, v.usage_count, v.usage_tiyn,
        v.usage_units, v.units_used, v.issuer_key_id, v.token_signature, a.asset,
        a.credits_posted - a.debits_posted - a.debits_pending, a.debits_pending
   FROM vouchers v JOIN accounts a ON a.id = v.id
- WHERE v.id = ANY(%s)
+ WHERE v.id = ANY(%b::uuid[])
 """
-_ITEMS = (
-    "SELECT voucher_id, item_code, quantity_max, quantity_used FROM voucher_items WHERE voucher_id = ANY(%s)"
-)
+_ITEMS = """
+SELECT voucher_id, item_code, quantity_max, quantity_used FROM voucher_items
+ WHERE voucher_id = ANY(%b::uuid[])
+"""
 _PROGRAMMES = "SELECT id, closed_through FROM voucher_programmes WHERE id = ANY(%s)"
 _POLICIES = """
 SELECT programme_id, valid_from, body FROM voucher_policies WHERE programme_id = ANY(%s)
@@ -171,8 +173,8 @@ def load_references(
     """Round trip 1: what the requests name, before anything is locked."""
     with connection.pipeline() as pipeline:
         terminals = connection.execute(_TERMINALS, (terminal_ids,))
-        seen = connection.execute(_SEEN, (request_ids + reserved_ids,))
-        refused = connection.execute(_REFUSED, (request_ids,))
+        seen = connection.execute(_SEEN, (uuid_array(request_ids + reserved_ids),))
+        refused = connection.execute(_REFUSED, (uuid_array(request_ids),))
         code_rows = connection.execute(_CODES, (codes,)) if codes else None
         resolutions = connection.execute(_RESOLUTIONS, (reserved_ids,)) if reserved_ids else None
         deadlines = connection.execute(_DEADLINES, (reserved_ids,)) if reserved_ids else None
@@ -203,12 +205,13 @@ def lock_vouchers(
     ids = sorted(set(voucher_ids))
     if not ids:
         return
+    id_array, request_array = uuid_array(ids), uuid_array(request_ids)
     with connection.pipeline() as pipeline:
-        connection.execute(_LOCK, (ids,))
-        rows = connection.execute(_VOUCHERS, (ids,))
-        items = connection.execute(_ITEMS, (ids,))
-        seen = connection.execute(_SEEN, (request_ids,))
-        refused = connection.execute(_REFUSED, (request_ids,))
+        connection.execute(_LOCK, (id_array,))
+        rows = connection.execute(_VOUCHERS, (id_array,))
+        items = connection.execute(_ITEMS, (id_array,))
+        seen = connection.execute(_SEEN, (request_array,))
+        refused = connection.execute(_REFUSED, (request_array,))
         pipeline.sync()
         for row in rows.fetchall():
             context.vouchers[row[0]] = _working(row)

@@ -6,6 +6,7 @@ The judge read the locked vouchers and their balances, so the ledger agrees with
 if it does not, the decision was wrong, and the whole batch is rolled back rather than half-applied.
 """
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ledger.vouchers.redemption_context import RedemptionContext, StoredRedempti
 from ledger.vouchers.requests import RedemptionRequest
 from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.states import RedemptionPhase
+from ledger.wire import date_array, int2_array, int4_array, int8_array, uuid_array
 
 _COPY_REDEMPTIONS: Final = """
 COPY redemptions (id, voucher_id, programme_id, provider_id, terminal_id, phase, reserved_id, amount_tiyn,
@@ -36,7 +38,7 @@ FROM STDIN
 _UPDATE_VOUCHERS: Final = """
 UPDATE vouchers v SET state = u.state, period_start = u.period_start, usage_count = u.usage_count,
        usage_tiyn = u.usage_tiyn, usage_units = u.usage_units, units_used = u.units_used
-  FROM unnest(%s::uuid[], %s::smallint[], %s::date[], %s::int[], %s::bigint[], %s::bigint[], %s::bigint[])
+  FROM unnest(%b::uuid[], %b::smallint[], %b::date[], %b::int[], %b::bigint[], %b::bigint[], %b::bigint[])
        AS u(id, state, period_start, usage_count, usage_tiyn, usage_units, units_used)
  WHERE v.id = u.id
 """
@@ -167,9 +169,10 @@ def _update_vouchers(connection: psycopg.Connection[Any], touched: Sequence[Vouc
         connection.execute(
             _UPDATE_VOUCHERS,
             (
-                [v.id for v in vouchers], [v.state for v in vouchers], [v.period_start for v in vouchers],
-                [v.usage_count for v in vouchers], [v.usage_tiyn for v in vouchers],
-                [v.usage_units for v in vouchers], [v.units_used for v in vouchers],
+                uuid_array([v.id for v in vouchers]), int2_array([v.state for v in vouchers]),
+                date_array([_started(v) for v in vouchers]), int4_array([v.usage_count for v in vouchers]),
+                int8_array([v.usage_tiyn for v in vouchers]), int8_array([v.usage_units for v in vouchers]),
+                int8_array([v.units_used for v in vouchers]),
             ),
         )  # fmt: skip
         for voucher in vouchers:
@@ -181,6 +184,11 @@ def _update_vouchers(connection: psycopg.Connection[Any], touched: Sequence[Vouc
         )
         for voucher in vouchers:
             voucher.items_changed.clear()
+
+
+def _started(voucher: VoucherWorking) -> dt.date:
+    assert voucher.period_start is not None, "a voucher a redemption changed has a usage period"
+    return voucher.period_start
 
 
 def items_bytes(request: RedemptionRequest) -> bytes | None:
