@@ -21,7 +21,6 @@ from typing import Any, Final
 import psycopg
 
 from ledger.clock import business_date
-from ledger.timestamps import reserve_timestamps
 from ledger.vouchers.judge import apply_resolution, judge_new_spend, judge_resolution
 from ledger.vouchers.receipts import RedemptionOutcome
 from ledger.vouchers.redemption_context import (
@@ -81,7 +80,6 @@ def redeem(
 ) -> list[list[RedemptionOutcome]]:
     """Decide and apply every request; one outcome list per submission, in request order."""
     work = _Work(outcomes=[[None] * len(s.requests) for s in submissions])
-    now = reserve_timestamps(connection)
     context = RedemptionContext()
     parsed = [
         (s_index, r_index, request)
@@ -89,7 +87,7 @@ def redeem(
         for r_index, request in enumerate(submission.requests)
         if isinstance(request, RedemptionRequest)
     ]
-    load_references(
+    now = load_references(
         connection,
         context,
         terminal_ids=sorted({submission.terminal_id for submission in submissions}),

@@ -169,9 +169,11 @@ def load_references(
     request_ids: list[uuid.UUID],
     codes: list[str],
     reserved_ids: list[uuid.UUID],
-) -> None:
-    """Round trip 1: what the requests name, before anything is locked."""
+) -> int:
+    """Round trip 1: a ledger timestamp (the batch's "now") and what the requests name, before anything is
+    locked. Returns the timestamp."""
     with connection.pipeline() as pipeline:
+        clock = connection.execute("SELECT ledger_clock_reserve(1)")
         terminals = connection.execute(_TERMINALS, (terminal_ids,))
         seen = connection.execute(_SEEN, (uuid_array(request_ids + reserved_ids),))
         refused = connection.execute(_REFUSED, (uuid_array(request_ids),))
@@ -188,10 +190,13 @@ def load_references(
         context.codes = dict(code_rows.fetchall()) if code_rows is not None else {}
         context.resolved = dict(resolutions.fetchall()) if resolutions is not None else {}
         context.deadlines = dict(deadlines.fetchall()) if deadlines is not None else {}
+        now = clock.fetchone()
     wanted = set(request_ids)
     context.seen = {row.id: row for row in stored if row.id in wanted}
     reserved = set(reserved_ids)
     context.reservations = {row.id: row for row in stored if row.id in reserved}
+    assert now is not None
+    return int(now[0])
 
 
 def lock_vouchers(
@@ -229,8 +234,8 @@ def load_programmes(
     providers = sorted({terminal.provider_id for terminal in context.terminals.values()})
     if not programme_ids:
         return
-    lock_programmes_shared(connection, programme_ids)
     with connection.pipeline() as pipeline:
+        lock_programmes_shared(connection, programme_ids)  # sent first: the reads below come after it
         programmes = connection.execute(_PROGRAMMES, (programme_ids,))
         policies = connection.execute(_POLICIES, (programme_ids,))
         enrolments = connection.execute(_ENROLMENTS, (programme_ids, providers))

@@ -30,10 +30,17 @@ from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.states import RedemptionPhase
 from ledger.wire import date_array, int2_array, int4_array, int8_array, uuid_array
 
-_COPY_REDEMPTIONS: Final = """
-COPY redemptions (id, voucher_id, programme_id, provider_id, terminal_id, phase, reserved_id, amount_tiyn,
-                  units, items, requested_at, effective_date, offline, request_hash, "timestamp")
-FROM STDIN
+_INSERT_REDEMPTIONS: Final = """
+INSERT INTO redemptions (id, voucher_id, programme_id, provider_id, terminal_id, phase, reserved_id,
+                         amount_tiyn, units, items, requested_at, effective_date, offline, request_hash,
+                         "timestamp")
+SELECT id, voucher_id, programme_id, provider_id, terminal_id, phase, nullif(reserved_id, %b::uuid),
+       amount_tiyn, units, items, requested_at, effective_date, offline, request_hash, "timestamp"
+  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::uuid[], %b::uuid[], %b::smallint[], %b::uuid[],
+              %b::bigint[], %b::bigint[], %s::bytea[], %b::bigint[], %b::date[], %s::boolean[], %s::bytea[],
+              %b::bigint[])
+    AS n(id, voucher_id, programme_id, provider_id, terminal_id, phase, reserved_id, amount_tiyn, units,
+         items, requested_at, effective_date, offline, request_hash, "timestamp")
 """
 _UPDATE_VOUCHERS: Final = """
 UPDATE vouchers v SET state = u.state, period_start = u.period_start, usage_count = u.usage_count,
@@ -90,23 +97,24 @@ def write_redemptions(
         assert not unexpected, f"the ledger refused redemptions the judge accepted: {unexpected}"
         stamped = {row.id: row for row in batch.inserted}
         rows = [_stored(item, stamped[item.request.id], context) for item in accepted]
-        with connection.cursor().copy(_COPY_REDEMPTIONS) as copy:
-            for row in rows:
-                copy.write_row(row)
-        _update_vouchers(connection, [item.voucher for item in accepted])
-    if refused:
-        connection.execute(
-            _INSERT_FAILURES,
-            (
-                now,
-                [r.id for r, _ in refused],
-                [int(result) for _, result in refused],
-                [r.request_hash for r, _ in refused],
-            ),
-        )
-    events = [_redemption_event(row, item.voucher) for row, item in zip(rows, accepted, strict=True)]
-    events += [_refusal_event(request, result) for request, result in refused]
-    append_events(connection, events)
+    # One round trip for every row the batch writes besides the transfers.
+    with connection.pipeline():
+        if rows:
+            connection.execute(_INSERT_REDEMPTIONS, _redemption_columns(rows))
+            _update_vouchers(connection, [item.voucher for item in accepted])
+        if refused:
+            connection.execute(
+                _INSERT_FAILURES,
+                (
+                    now,
+                    [r.id for r, _ in refused],
+                    [int(result) for _, result in refused],
+                    [r.request_hash for r, _ in refused],
+                ),
+            )
+        events = [_redemption_event(row, item.voucher) for row, item in zip(rows, accepted, strict=True)]
+        events += [_refusal_event(request, result) for request, result in refused]
+        append_events(connection, events)
     return [
         (item.place, RedemptionOutcome(item.request.id, RedemptionResult.ok, row))
         for item, row in zip(accepted, rows, strict=True)
@@ -184,6 +192,19 @@ def _update_vouchers(connection: psycopg.Connection[Any], touched: Sequence[Vouc
         )
         for voucher in vouchers:
             voucher.items_changed.clear()
+
+
+def _redemption_columns(rows: list[StoredRedemption]) -> tuple[object, ...]:
+    zero = uuid.UUID(int=0)
+    return (
+        zero, uuid_array([r.id for r in rows]), uuid_array([r.voucher_id for r in rows]),
+        uuid_array([r.programme_id for r in rows]), uuid_array([r.provider_id for r in rows]),
+        uuid_array([r.terminal_id for r in rows]), int2_array([r.phase for r in rows]),
+        uuid_array([r.reserved_id or zero for r in rows]), int8_array([r.amount_tiyn for r in rows]),
+        int8_array([r.units for r in rows]), [r.items for r in rows],
+        int8_array([r.requested_at for r in rows]), date_array([r.effective_date for r in rows]),
+        [r.offline for r in rows], [r.request_hash for r in rows], int8_array([r.timestamp for r in rows]),
+    )  # fmt: skip
 
 
 def _started(voucher: VoucherWorking) -> dt.date:
