@@ -32,8 +32,7 @@ from api.database import create_pool, resolve_database_url, scratch_database, up
 from api.logs import configure_logging
 from api.settings import Settings
 from ledger.accounts import Account, AccountType
-from ledger.identity import Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
-from ledger.identity import BinEntityType
+from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
 from ledger.ids import new_id
 from ledger.money import Asset
 from ledger.service import Ledger
@@ -74,7 +73,10 @@ def setup(ledger: Ledger, vouchers: VoucherLedger) -> tuple[uuid.UUID, list[tupl
     assert vouchers.register_programme(programme, Asset.KZT, fund, parse_policy(POLICY)).ok
     ledger.create_accounts([Account(budget, Asset.KZT, AccountType.TREASURY_BUDGET)])
     ledger.create_transfers(
-        [Transfer(new_id(), source, budget, 10**14, Asset.KZT, 99), Transfer(new_id(), budget, fund, 10**14, Asset.KZT, 1)]
+        [
+            Transfer(new_id(), source, budget, 10**14, Asset.KZT, 99),
+            Transfer(new_id(), budget, fund, 10**14, Asset.KZT, 1),
+        ]
     )
     terminals = []
     for n in range(TERMINALS):
@@ -88,9 +90,14 @@ def setup(ledger: Ledger, vouchers: VoucherLedger) -> tuple[uuid.UUID, list[tupl
     return programme, terminals
 
 
-def bench_issue(vouchers: VoucherLedger, programme: uuid.UUID, count: int, batch: int) -> tuple[int, list[str]]:
+def bench_issue(
+    vouchers: VoucherLedger, programme: uuid.UUID, count: int, batch: int
+) -> tuple[int, list[str]]:
     salt = b"bench-holder-salt-0123456789abcd"
-    holders = [iin_holder_hash(validate_iin(make_valid_iin(_birthday(n), Sex.female, n % 9000)), salt) for n in range(512)]
+    holders = [
+        iin_holder_hash(validate_iin(make_valid_iin(_birthday(n), Sex.female, n % 9000)), salt)
+        for n in range(512)
+    ]
     orders = [VoucherOrder(new_id(), programme, holders[n % 512], 600_000) for n in range(count)]
     tokens: list[str] = []
     started = time.perf_counter()
@@ -122,7 +129,9 @@ def bench_batches(vouchers: VoucherLedger, terminals: list, tokens: list[str], b
         requests = [signed_request(terminal, token) for token in tokens[i : i + batch]]
         body = batch_document(terminal[0], time.time_ns() // 1_000_000, requests)
         signature = sign_message(terminal[1], Purpose.REDEMPTION_BATCH, body)
-        submissions.append(Submission(terminal[0], tuple(requests), body, signature, Purpose.REDEMPTION_BATCH))
+        submissions.append(
+            Submission(terminal[0], tuple(requests), body, signature, Purpose.REDEMPTION_BATCH)
+        )
     failures: list[str] = []
 
     def worker(n: int) -> None:
@@ -141,7 +150,9 @@ def bench_single(vouchers: VoucherLedger, terminals: list, tokens: list[str]) ->
         terminal = terminals[n % len(terminals)]
         request = signed_request(terminal, token)
         signature = sign_message(terminal[1], Purpose.REDEMPTION_REQUEST, request.body)
-        singles.append(Submission(terminal[0], (request,), request.body, signature, Purpose.REDEMPTION_REQUEST))
+        singles.append(
+            Submission(terminal[0], (request,), request.body, signature, Purpose.REDEMPTION_REQUEST)
+        )
     coalescer = RedemptionCoalescer(vouchers, writers=2)
     failures: list[str] = []
 
@@ -169,8 +180,12 @@ def _run_threads(count: int, target) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--vouchers", type=int, default=60_000, help="vouchers issued (and redeemed in batches)")
-    parser.add_argument("--batch", type=int, default=1000, help="requests per batch (and vouchers per issue call)")
+    parser.add_argument(
+        "--vouchers", type=int, default=60_000, help="vouchers issued (and redeemed in batches)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="requests per batch (and vouchers per issue call)"
+    )
     parser.add_argument("--single", type=int, default=6_000, help="single redemptions (32 clients)")
     args = parser.parse_args()
     configure_logging("json", "warning")
