@@ -153,7 +153,7 @@ def bench_single(vouchers: VoucherLedger, terminals: list, tokens: list[str]) ->
         singles.append(
             Submission(terminal[0], (request,), request.body, signature, Purpose.REDEMPTION_REQUEST)
         )
-    coalescer = RedemptionCoalescer(vouchers, writers=2)
+    coalescer = RedemptionCoalescer(vouchers, writers=int(os.environ.get("AMIYAN_BENCH_WRITERS", "2")))
     failures: list[str] = []
 
     def client(n: int) -> None:

@@ -306,3 +306,15 @@ def test_a_refused_id_stays_refused_with_its_first_answer(ledger, voucher_ledger
     assert (again.result, again.original) == (R.id_already_failed, R.insufficient_balance)
     changed = _rebuilt(request, amount_tiyn=10_000)
     assert world.redeem(changed)[0].result is R.exists_with_different_request
+
+
+def test_a_late_retry_of_a_redemption_still_answers_exists(ledger, voucher_ledger):
+    world = build_world(ledger, voucher_ledger)
+    voucher = world.issue(50_000)
+    almost_too_old = time.time_ns() // 1_000_000 - 299_000  # the skew allowed is five minutes
+    request = world.request(voucher, amount=10_000, requested_at_ms=almost_too_old)
+    assert world.redeem(request)[0].result is R.ok
+    time.sleep(1.5)  # now the same request is past the skew: as a new request it would be refused
+    assert world.redeem(request)[0].result is R.exists
+    late = world.request(voucher, amount=10_000, requested_at_ms=almost_too_old)
+    assert world.redeem(late)[0].result is R.request_time_invalid

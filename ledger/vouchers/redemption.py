@@ -156,9 +156,10 @@ def _check_requests(
     in_batch: dict[uuid.UUID, bytes] = {}
     for s_index, r_index, request in live:
         place = (s_index, r_index)
-        result = _time_and_amount(request, now)
+        # A faithful retry answers `exists` however late it comes; only a new request is judged on its time.
+        result = _idempotency(request, context, in_batch, work, place)
         if result is R.ok:
-            result = _idempotency(request, context, in_batch, work, place)
+            result = _time_and_amount(request, now)
         if result is not R.ok:
             if work.outcomes[s_index][r_index] is None:
                 work.refuse(place, request.id, result)

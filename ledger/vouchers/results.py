@@ -13,13 +13,14 @@ class RedemptionResult(IntEnum):
     terminal_not_found = 4
     terminal_revoked = 5
     terminal_signature_invalid = 6
-    # The request's own time is too far from the ledger's (online), or in the future (offline).
-    request_time_invalid = 7
-    # Idempotency: the redemption id was seen before.
+    # Idempotency: the redemption id was seen before (checked before the request's time, so a late
+    # retry still learns what happened).
     exists_with_different_request = 8
     exists = 9
     # The id's first attempt was refused; it stays refused (the stored result is returned with this code).
     id_already_failed = 10
+    # The request's own time is too far from the ledger's (online), or in the future (offline).
+    request_time_invalid = 7
     # The token.
     token_invalid = 11
     issuer_key_unknown = 12
