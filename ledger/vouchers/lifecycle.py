@@ -114,7 +114,7 @@ def _plan(
     ):
         return T.voucher_not_found, None
     if transition.holder_hash is None and transition.action in _HOLDER_ACTIONS and not transition.reason:
-        return T.illegal_transition, None  # a holder's choice recorded by anyone else must say why
+        return T.holder_or_reason_required, None
     allowed_from, to_state = TRANSITIONS[transition.action]
     if voucher.state not in allowed_from:
         return T.illegal_transition, None

@@ -108,6 +108,9 @@ class TransitionResult(IntEnum):
     outside_activation_days = 9
     # Expiry asked for a voucher whose expiry time has not come.
     not_yet_expired = 10
+    # Accept, decline and activate are the holder's choices: made by the holder (the mobile backend passes
+    # the holder's hash) or, on the holder's behalf, with a reason on record.
+    holder_or_reason_required = 11
 
 
 class IssueResult(IntEnum):
