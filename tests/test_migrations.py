@@ -10,8 +10,9 @@ from sqlalchemy import create_engine, pool
 
 from api.database import downgrade_database, scratch_database, upgrade_database
 from ledger.schema import metadata
+from ledger.vouchers.schema import VOUCHER_TABLES
 
-LEDGER_TABLES = {
+CORE_TABLES = {
     "accounts",
     "transfers",
     "transfer_failures",
@@ -23,6 +24,7 @@ LEDGER_TABLES = {
     "audit_checkpoints",
     "audit_signing_keys",
 }
+LEDGER_TABLES = CORE_TABLES | VOUCHER_TABLES
 
 
 @pytest.fixture
