@@ -31,9 +31,10 @@ def unb64(text: str) -> bytes | None:
         return None
 
 
-def enum_names(members: Iterable[IntEnum]) -> dict[str, Any]:
-    """A JSON Schema fragment: a string that is one of these result codes' names."""
-    return {"enum": [member.name for member in members]}
+def enum_names(members: Iterable[IntEnum], nullable: bool = False) -> dict[str, Any]:
+    """A JSON Schema fragment: a string that is one of these result codes' names (or null)."""
+    names: list[str | None] = [member.name for member in members]
+    return {"enum": [*names, None] if nullable else names}
 
 
 def plain_text(value: str) -> str:

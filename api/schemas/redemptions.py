@@ -157,7 +157,7 @@ class RedemptionResultView(BaseModel):
     original_result: str | None = Field(
         default=None,
         description="For id_already_failed: the refusal this id got the first time",
-        json_schema_extra=enum_names(RedemptionResult),
+        json_schema_extra=enum_names(RedemptionResult, nullable=True),
     )
     detail: str | None = Field(default=None, description="For request_malformed: which field is wrong")
     redemption: RecordedRedemption | None = None
