@@ -17,6 +17,7 @@ from api.database import create_pool
 from api.edge import BodyLimit, Edge, check_media_type
 from api.idempotency import install_idempotency
 from api.metrics import Metrics
+from api.openapi_examples import install_problem_examples
 from api.problems import install_problem_handlers
 from api.rate_limits import TokenBuckets
 from api.routers import audit, keys, ledger_reads, mobile, oauth, operations, providers, redemptions
@@ -65,6 +66,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         lambda: operations.integration_lag_s(app.state.pool) if hasattr(app.state, "pool") else None,
     )
     install_problem_handlers(app)
+    install_problem_examples(app)
     install_idempotency(app)
     app.add_middleware(
         Edge,

@@ -28,6 +28,8 @@ from ledger.timestamps import reserve_timestamps
 
 CITIZEN_IIN_HEADER: Final = "X-Citizen-IIN"
 IIN_CHARS_MAX: Final = 64
+CITIZEN_IIN_MISSING: Final = ("citizen_iin_missing", f"This request needs the {CITIZEN_IIN_HEADER} header")
+CITIZEN_IIN_INVALID: Final = ("iin_invalid", "The IIN is not valid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +56,11 @@ async def present_citizen(
     ] = None,
 ) -> Citizen:
     if iin is None:
-        raise Problem(422, "citizen_iin_missing", f"This request needs the {CITIZEN_IIN_HEADER} header")
+        raise Problem(422, *CITIZEN_IIN_MISSING)
     try:
         parsed = validate_iin(iin)
     except IdentityFormatError as error:
-        raise Problem(422, "iin_invalid", "The IIN is not valid", str(error), rule=error.rule.value) from None
+        raise Problem(422, *CITIZEN_IIN_INVALID, str(error), rule=error.rule.value) from None
     holder_hash = iin_holder_hash(parsed, salt)
     # A replayed Idempotency-Key answer belongs to this citizen only (api.idempotency).
     request.state.idempotency_scope = holder_hash

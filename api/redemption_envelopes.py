@@ -30,10 +30,11 @@ from ledger.vouchers.signing import SIGNATURE_BYTES, Purpose
 
 BATCH_FIELDS: Final = frozenset({"terminal", "sent_at_ms", "requests"})
 SENT_AT_MS_MAX: Final = 2**53
+ENVELOPE_INVALID: Final = ("redemption_envelope_invalid", "The redemption envelope is not valid")
 
 
 def _envelope_invalid(detail: str) -> Problem:
-    return Problem(422, "redemption_envelope_invalid", "The redemption envelope is not valid", detail)
+    return Problem(422, *ENVELOPE_INVALID, detail)
 
 
 def _signature(text: str) -> bytes:

@@ -411,3 +411,25 @@ def test_another_providers_terminal_is_not_found_under_ones_own_path(client, key
         client.get(f"{_base(other)}/terminals/{other.id}", headers=bearer(other_key)).json()["revoked_at"]
         is None
     )
+
+
+def test_the_documented_examples_are_well_formed_and_signed_by_the_documented_terminal():
+    from api.schemas.providers import TERMINAL_EXAMPLE
+    from api.schemas.redemptions import (
+        BATCH_EXAMPLE,
+        BATCH_SIGNATURE_EXAMPLE,
+        REQUEST_EXAMPLE,
+        REQUEST_SIGNATURE_EXAMPLE,
+    )
+    from ledger.audit.canonical import canonical_bytes
+    from ledger.vouchers.requests import parse_request
+    from ledger.vouchers.signing import Purpose, verify_message
+
+    public_key = decode_k4_public(TERMINAL_EXAMPLE["public_key"])
+    for document, signature, purpose in [
+        (REQUEST_EXAMPLE, REQUEST_SIGNATURE_EXAMPLE, Purpose.REDEMPTION_REQUEST),
+        (BATCH_EXAMPLE, BATCH_SIGNATURE_EXAMPLE, Purpose.REDEMPTION_BATCH),
+    ]:
+        assert verify_message(public_key, purpose, canonical_bytes(document), base64.b64decode(signature))
+    requests = [parse_request(r) for r in [REQUEST_EXAMPLE, *BATCH_EXAMPLE["requests"]]]
+    assert {str(r.terminal_id) for r in requests} == {TERMINAL_EXAMPLE["id"]} == {BATCH_EXAMPLE["terminal"]}

@@ -180,3 +180,51 @@ def test_successful_answers_fit_the_document(live):
         response = case.call_and_validate(base_url=live.base_url, checks=CHECKS)
         statuses.append((method, path, response.status_code))
     assert [s for s in statuses if s[2] not in (200, 201)] == []
+
+
+AUDIENCE_PREFIXES = ("/v1/providers/", "/v1/mobile/", "/v1/audit/", "/v1/keys/")
+
+
+def _referenced(document: dict[str, Any], value: Any, found: set[str]) -> set[str]:
+    """Names of the component schemas `value` refers to, directly or through other schemas."""
+    if isinstance(value, dict):
+        reference = value.get("$ref", "")
+        name = reference.rsplit("/", 1)[-1] if reference.startswith("#/components/schemas/") else None
+        if name is not None and name not in found:
+            found.add(name)
+            _referenced(document, document["components"]["schemas"][name], found)
+        for item in value.values():
+            _referenced(document, item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _referenced(document, item, found)
+    return found
+
+
+def test_the_document_gives_every_audience_route_a_summary_and_every_error_and_schema_an_example(live):
+    import requests
+
+    document = requests.get(f"{live.base_url}/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.1")
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, methods in document["paths"].items()
+        if path.startswith(AUDIENCE_PREFIXES)
+        for method, operation in methods.items()
+    ]
+    assert len(operations) == 24
+    missing = [label for label, operation in operations if not operation.get("summary")]
+    for label, operation in operations:
+        for status, response in operation["responses"].items():
+            problem = response.get("content", {}).get("application/problem+json")
+            if problem is not None and not problem.get("examples"):
+                missing.append(f"{label} {status}: a problem without an example")
+    referenced = _referenced(document, [operation for _, operation in operations], set())
+    # A page's example is its items' (pagination.Page is generic); a problem's are on each response.
+    exempt = {name for name in referenced if name.startswith("Page_")} | {"ProblemView"}
+    missing += [
+        f"schema {name} has no example"
+        for name in sorted(referenced - exempt)
+        if not document["components"]["schemas"][name].get("examples")
+    ]
+    assert missing == []

@@ -20,7 +20,8 @@ from api.audit_reads import checkpoint_note, export_archive, latest_checkpoint, 
 from api.auth import Role, require_role
 from api.dependencies import SettingsDep, UnitOfWorkDep
 from api.etags import CACHE_CONTROL, conditional_response, etag_of, if_none_match
-from api.problems import Problem, problem_responses
+from api.openapi_examples import AUTHENTICATED, INVALID_REQUEST, problem_examples
+from api.problems import Problem
 from api.schemas.audit import AuditEntriesView, AuditKeysView, ConsistencyProofView, InclusionProofView
 from api.schemas.common import b64
 from ledger.audit.log_store import prove_consistency, prove_inclusion, read_entries, tree_size
@@ -30,8 +31,11 @@ router = APIRouter(
     prefix="/v1/audit",
     tags=["audit"],
     dependencies=[require_role(Role.auditor)],
-    responses=problem_responses(401, 403, 422, 429, 503),
+    responses=problem_examples(AUTHENTICATED),
 )
+CHECKPOINT_NOT_FOUND: Final = ("checkpoint_not_found", "No checkpoint has been signed yet")
+BEYOND_LOG: Final = ("beyond_log", "The log is not that large")
+SIZES_OUT_OF_ORDER: Final = ("sizes_out_of_order", "first must not exceed second")
 AUDIT_ENTRIES_PER_PAGE_MAX: Final = 1000
 LOG_INDEX_MAX: Final = 2**63 - 1
 NOT_MODIFIED: Final[dict[int | str, dict[str, Any]]] = {304: {"description": "Not modified"}}
@@ -39,7 +43,7 @@ LogIndex = Annotated[int, Query(ge=0, le=LOG_INDEX_MAX)]
 
 
 def _no_checkpoint() -> Problem:
-    return Problem(404, "checkpoint_not_found", "No checkpoint has been signed yet")
+    return Problem(404, *CHECKPOINT_NOT_FOUND)
 
 
 def _beyond_log(what: str, value: int, size: int) -> Problem:
@@ -58,7 +62,7 @@ def _beyond_log(what: str, value: int, size: int) -> Problem:
             "description": "The note: origin, size, base64 root hash, a blank line, signature lines",
         }
     }
-    | problem_responses(404)
+    | problem_examples({404: [CHECKPOINT_NOT_FOUND]})
     | NOT_MODIFIED,
 )
 def read_checkpoint(request: Request, unit_of_work: UnitOfWorkDep) -> Response:
@@ -78,7 +82,7 @@ def read_checkpoint(request: Request, unit_of_work: UnitOfWorkDep) -> Response:
     "/entries",
     response_model=AuditEntriesView,
     summary="Log entries by range",
-    responses=problem_responses(404) | NOT_MODIFIED,
+    responses=problem_examples({404: [BEYOND_LOG]}) | NOT_MODIFIED,
 )
 def read_log_entries(
     request: Request,
@@ -107,7 +111,7 @@ def read_log_entries(
     "/entries/{index}/inclusion-proof",
     response_model=InclusionProofView,
     summary="Proof that an entry is in the tree of a given size",
-    responses=problem_responses(404) | NOT_MODIFIED,
+    responses=problem_examples({404: [CHECKPOINT_NOT_FOUND, BEYOND_LOG]}) | NOT_MODIFIED,
 )
 def read_inclusion_proof(
     request: Request,
@@ -146,7 +150,10 @@ def _latest_size(connection: Any) -> int:
     "/consistency-proof",
     response_model=ConsistencyProofView,
     summary="Proof that an earlier tree is a prefix of a later one",
-    responses=problem_responses(404) | NOT_MODIFIED,
+    responses=problem_examples(
+        {404: [CHECKPOINT_NOT_FOUND, BEYOND_LOG], 422: [INVALID_REQUEST, SIZES_OUT_OF_ORDER]}
+    )
+    | NOT_MODIFIED,
 )
 def read_consistency_proof(
     request: Request,
@@ -163,7 +170,7 @@ def read_consistency_proof(
         if later > logged:
             raise _beyond_log("second", later, logged)
         if first > later:
-            raise Problem(422, "sizes_out_of_order", "first must not exceed second", f"{first} > {later}")
+            raise Problem(422, *SIZES_OUT_OF_ORDER, f"{first} > {later}")
         proof = prove_consistency(connection, first, later)
         return ConsistencyProofView(
             first=first,

@@ -12,17 +12,30 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import UnitOfWorkDep
 from api.etags import etag_of, if_none_match
-from api.problems import problem_responses
+from api.openapi_examples import UNAVAILABLE, problem_examples
 from api.schemas.common import at
 from ledger.vouchers.keys import IssuerKey, load_issuer_keys
 from ledger.vouchers.paseto import encode_k4_public
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=problem_responses(503))
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=problem_examples({503: [UNAVAILABLE]}))
 # Terminals refresh at least this often; a revocation reaches them within it.
 ISSUER_KEYS_MAX_AGE_S: Final = 300
 
 
 class IssuerKeyView(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key_id": "k4.pid.yh4-bJYjOYAG6CWy0zsfPmpKylxS7uAWrxqVmBuCLZ2V",
+                    "public_key": "k4.public.oOv1Y0rNl6eJjXe7xT8siL9Gi3T-a_BmRH0KZRp8nLs",
+                    "issue_until": "2027-11-30T00:00:00Z",
+                    "redeem_until": "2028-11-30T00:00:00Z",
+                    "revoked_at": None,
+                }
+            ]
+        }
+    )
     key_id: str = Field(description="PASERK k4.pid: what a token's footer `kid` names")
     public_key: str = Field(description="PASERK k4.public")
     issue_until: dt.datetime = Field(description="Tokens signed later than this are refused")

@@ -18,12 +18,19 @@ import segno
 from fastapi import APIRouter, Request, Response
 
 from api.auth import Role, require_role
-from api.citizens import Citizen, CitizenDep, log_citizen_read
+from api.citizens import CITIZEN_IIN_INVALID, CITIZEN_IIN_MISSING, Citizen, CitizenDep, log_citizen_read
 from api.dependencies import UnitOfWorkDep
 from api.etags import conditional_response
 from api.idempotency import Idempotent
+from api.openapi_examples import (
+    AUTHENTICATED,
+    CURSOR_INVALID,
+    IDEMPOTENT_POST,
+    INVALID_REQUEST,
+    problem_examples,
+)
 from api.pagination import Page, PageParams
-from api.problems import Problem, problem_responses
+from api.problems import Problem
 from api.schemas.mobile import (
     CitizenVoucherView,
     VoucherHistoryView,
@@ -42,8 +49,12 @@ router = APIRouter(
     prefix="/v1/mobile",
     tags=["mobile"],
     dependencies=[require_role(Role.mobile_backend)],
-    responses=problem_responses(401, 403, 422, 429, 503),
+    responses=problem_examples(
+        AUTHENTICATED, {422: [INVALID_REQUEST, CITIZEN_IIN_MISSING, CITIZEN_IIN_INVALID]}
+    ),
 )
+VOUCHER_NOT_FOUND: Final = ("voucher_not_found", "No such voucher")
+NOT_THEIRS: Final = {404: [VOUCHER_NOT_FOUND]}
 # A step's id is derived from the credential and its Idempotency-Key: a retry is the same step.
 HOLDER_STEP_NAMESPACE: Final = uuid.UUID("5d0c6a8e-3f1b-4e27-9a64-c2b8e1f07d35")
 NO_STORE: Final = {"Cache-Control": "no-store"}
@@ -65,10 +76,13 @@ _TRANSITION_PROBLEMS: Final = {
         409, "idempotency_key_reused", "This Idempotency-Key was used for another step"
     ),
 }  # fmt: skip
+_STEP_CONFLICTS: Final = sorted(
+    {(code, title) for status, code, title in _TRANSITION_PROBLEMS.values() if status == 409}
+)
 
 
 def _voucher_not_found(voucher_id: uuid.UUID) -> Problem:
-    return Problem(404, "voucher_not_found", "No such voucher", str(voucher_id))
+    return Problem(404, *VOUCHER_NOT_FOUND, str(voucher_id))
 
 
 def _own_voucher(connection: psycopg.Connection[Any], citizen: Citizen, voucher_id: uuid.UUID) -> VoucherView:
@@ -82,7 +96,7 @@ def _own_voucher(connection: psycopg.Connection[Any], citizen: Citizen, voucher_
     "/vouchers",
     response_model=Page[CitizenVoucherView],
     summary="The citizen's offers and vouchers, with balances",
-    responses=problem_responses(400) | NOT_MODIFIED,
+    responses=problem_examples({400: [CURSOR_INVALID]}) | NOT_MODIFIED,
 )
 def list_vouchers(
     citizen: CitizenDep, page: PageParams, request: Request, unit_of_work: UnitOfWorkDep
@@ -111,7 +125,7 @@ def list_vouchers(
     "/vouchers/{voucher_id}",
     response_model=CitizenVoucherView,
     summary="One voucher with its balances",
-    responses=problem_responses(404) | NOT_MODIFIED,
+    responses=problem_examples(NOT_THEIRS) | NOT_MODIFIED,
 )
 def read_voucher(
     citizen: CitizenDep, voucher_id: uuid.UUID, request: Request, unit_of_work: UnitOfWorkDep
@@ -128,7 +142,7 @@ def read_voucher(
     "/vouchers/{voucher_id}/history",
     response_model=VoucherHistoryView,
     summary="A voucher's history: issue, steps and redemptions",
-    responses=problem_responses(404) | NOT_MODIFIED,
+    responses=problem_examples(NOT_THEIRS) | NOT_MODIFIED,
 )
 def read_history(
     citizen: CitizenDep, voucher_id: uuid.UUID, request: Request, unit_of_work: UnitOfWorkDep
@@ -183,7 +197,7 @@ for _action, _doc in _STEP_DOCS.items():
         summary=_doc.split(" (")[0].split(":")[0],
         description=_doc + " Needs an Idempotency-Key: a retry is the same step and gets the same answer.",
         operation_id=f"{_action.name.lower()}_voucher",
-        responses=problem_responses(400, 404, 409, 413, 415),
+        responses=problem_examples(IDEMPOTENT_POST, NOT_THEIRS, {409: _STEP_CONFLICTS}),
     )
 
 
@@ -209,7 +223,7 @@ def _presented(
     "/vouchers/{voucher_id}/presentation",
     response_model=VoucherPresentationView,
     summary="The QR payload (the token) and the reference code",
-    responses=problem_responses(404),
+    responses=problem_examples(NOT_THEIRS),
 )
 def read_presentation(citizen: CitizenDep, voucher_id: uuid.UUID, unit_of_work: UnitOfWorkDep) -> Response:
     presentation = _presented(unit_of_work, citizen, voucher_id, "voucher_presentation")
@@ -230,7 +244,7 @@ def _image(media_type: str) -> dict[int | str, dict[str, Any]]:
     "/vouchers/{voucher_id}/qr.svg",
     response_class=Response,
     summary="The QR code to show at the counter, as SVG",
-    responses=_image("image/svg+xml") | problem_responses(404),
+    responses=_image("image/svg+xml") | problem_examples(NOT_THEIRS),
 )
 def read_qr_svg(citizen: CitizenDep, voucher_id: uuid.UUID, unit_of_work: UnitOfWorkDep) -> Response:
     payload = _presented(unit_of_work, citizen, voucher_id, "voucher_qr").qr_payload
@@ -243,7 +257,7 @@ def read_qr_svg(citizen: CitizenDep, voucher_id: uuid.UUID, unit_of_work: UnitOf
     "/vouchers/{voucher_id}/qr.png",
     response_class=Response,
     summary="The QR code to show at the counter, as PNG",
-    responses=_image("image/png") | problem_responses(404),
+    responses=_image("image/png") | problem_examples(NOT_THEIRS),
 )
 def read_qr_png(citizen: CitizenDep, voucher_id: uuid.UUID, unit_of_work: UnitOfWorkDep) -> Response:
     payload = _presented(unit_of_work, citizen, voucher_id, "voucher_qr").qr_payload

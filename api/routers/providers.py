@@ -16,8 +16,16 @@ from api.auth import OwnProviderId, Role, require_role
 from api.dependencies import UnitOfWorkDep
 from api.etags import conditional_response
 from api.idempotency import Idempotent
+from api.openapi_examples import (
+    AUTHENTICATED,
+    CURSOR_INVALID,
+    IDEMPOTENT_POST,
+    INVALID_REQUEST,
+    JSON_BODY,
+    problem_examples,
+)
 from api.pagination import Page, PageParams
-from api.problems import Problem, problem_responses
+from api.problems import Problem
 from api.provider_reads import provider_receivables, provider_redemptions, provider_terminals, read_terminal
 from api.redemption_envelopes import terminal_owner
 from api.schemas.common import unb64
@@ -35,16 +43,19 @@ from ledger.vouchers.registry import Outcome
 from ledger.vouchers.results import RegistryResult
 from ledger.vouchers.signing import PUBLIC_KEY_BYTES
 
+PROVIDER_NOT_FOUND: Final = ("provider_not_found", "No such provider")
+TERMINAL_NOT_FOUND: Final = ("terminal_not_found", "No such terminal")
+PUBLIC_KEY_INVALID: Final = ("public_key_invalid", "The public key is not an Ed25519 key")
+NOT_OURS: Final = {404: [PROVIDER_NOT_FOUND, TERMINAL_NOT_FOUND]}
 router = APIRouter(
     prefix="/v1/providers/{provider_id}",
     tags=["providers"],
     dependencies=[require_role(Role.provider)],
-    responses=problem_responses(401, 403, 404, 422, 429, 503),
+    responses=problem_examples(AUTHENTICATED, {404: [PROVIDER_NOT_FOUND]}),
 )
 NOT_MODIFIED: Final[dict[int | str, dict[str, Any]]] = {
     304: {"description": "Not modified: the copy named by If-None-Match is current"}
 }
-TERMINAL_NOT_FOUND: Final = ("terminal_not_found", "No such terminal")
 
 
 def _terminal_not_found(terminal_id: uuid.UUID) -> Problem:
@@ -59,10 +70,7 @@ def _public_key(text: str) -> bytes:
         key = None
     if key is None or len(key) != PUBLIC_KEY_BYTES:
         raise Problem(
-            422,
-            "public_key_invalid",
-            "The public key is not an Ed25519 key",
-            f"give k4.public.… or base64 of the {PUBLIC_KEY_BYTES}-byte key",
+            422, *PUBLIC_KEY_INVALID, f"give k4.public.… or base64 of the {PUBLIC_KEY_BYTES}-byte key"
         )
     return key
 
@@ -93,7 +101,13 @@ def _cursor_uuid(value: str | int | None) -> uuid.UUID | None:
     status_code=201,
     response_model=TerminalView,
     summary="Register a terminal and its signing key",
-    responses=problem_responses(400, 409, 413, 415),
+    responses=problem_examples(
+        IDEMPOTENT_POST,
+        {
+            404: [PROVIDER_NOT_FOUND],
+            422: [INVALID_REQUEST, PUBLIC_KEY_INVALID],
+        },
+    ),
 )
 def register_terminal(
     provider_id: OwnProviderId, body: TerminalIn, idempotency: Idempotent, unit_of_work: UnitOfWorkDep
@@ -118,7 +132,7 @@ def register_terminal(
     "/terminals",
     response_model=Page[TerminalView],
     summary="List the provider's terminals",
-    responses=problem_responses(400) | NOT_MODIFIED,
+    responses=problem_examples({400: [CURSOR_INVALID]}) | NOT_MODIFIED,
 )
 def list_terminals(
     provider_id: OwnProviderId, page: PageParams, request: Request, unit_of_work: UnitOfWorkDep
@@ -132,7 +146,7 @@ def list_terminals(
     "/terminals/{terminal_id}",
     response_model=TerminalView,
     summary="Read one terminal",
-    responses=NOT_MODIFIED,
+    responses=problem_examples(NOT_OURS) | NOT_MODIFIED,
 )
 def read_one_terminal(
     provider_id: OwnProviderId, terminal_id: uuid.UUID, request: Request, unit_of_work: UnitOfWorkDep
@@ -147,7 +161,7 @@ def read_one_terminal(
     "/terminals/{terminal_id}/revoke",
     response_model=TerminalView,
     summary="Revoke a terminal (a lost or stolen device)",
-    responses=problem_responses(413, 415),
+    responses=problem_examples(JSON_BODY, NOT_OURS),
 )
 def revoke_terminal(
     provider_id: OwnProviderId,
@@ -185,7 +199,7 @@ def read_receivable(provider_id: OwnProviderId, request: Request, unit_of_work: 
     "/redemptions",
     response_model=Page[RedemptionRecordView],
     summary="The provider's redemptions, newest first",
-    responses=problem_responses(400) | NOT_MODIFIED,
+    responses=problem_examples({400: [CURSOR_INVALID]}) | NOT_MODIFIED,
 )
 def list_redemptions(
     provider_id: OwnProviderId,

@@ -23,8 +23,14 @@ from fastapi import APIRouter
 from api.auth import OwnProviderId, Role, require_role
 from api.edge import BodyLimit, body_limit
 from api.metrics import Metrics, MetricsDep
-from api.problems import problem_responses
-from api.redemption_envelopes import batch_submission, redeem_for_provider, single_submission
+from api.openapi_examples import AUTHENTICATED, INVALID_REQUEST, JSON_BODY, problem_examples
+from api.redemption_envelopes import (
+    ENVELOPE_INVALID,
+    batch_submission,
+    redeem_for_provider,
+    single_submission,
+)
+from api.routers.providers import NOT_OURS
 from api.schemas.redemptions import RedemptionAnswer, RedemptionBatchIn, SingleRedemptionIn
 from api.voucher_dependencies import VoucherLedgerDep
 from ledger.vouchers.receipts import RedemptionOutcome
@@ -33,7 +39,9 @@ router = APIRouter(
     prefix="/v1/providers/{provider_id}",
     tags=["providers"],
     dependencies=[require_role(Role.provider)],
-    responses=problem_responses(401, 403, 404, 413, 415, 422, 429, 503),
+    responses=problem_examples(
+        AUTHENTICATED, JSON_BODY, NOT_OURS, {422: [INVALID_REQUEST, ENVELOPE_INVALID]}
+    ),
 )
 log = structlog.get_logger("api.redemptions")
 

@@ -29,6 +29,9 @@ VOUCHER_EXAMPLE: Final[dict[str, Any]] = {
 
 
 class PrescriptionItemView(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "ATX-N02BE01", "prescribed": 20, "used": 10}]}
+    )
     code: str
     prescribed: int
     used: int = Field(description="Dispensed or reserved")
@@ -80,6 +83,19 @@ def _kind(kind: str) -> str:
 
 
 class VoucherStepView(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "at": "2026-09-01T06:31:12.3Z",
+                    "kind": "redemption:single",
+                    "detail": "0192f1c2-1111-7c3d-8e4f-5a6b7c8d9e0f",
+                    "amount_tiyn": 60_000,
+                    "effective_date": "2026-09-01",
+                }
+            ]
+        }
+    )
     at: dt.datetime
     kind: str = Field(
         description="issued, transition:<accept|decline|activate|suspend|resume|revoke|expire> or "

@@ -64,6 +64,23 @@ class TerminalView(BaseModel):
 class ProgrammeReceivableView(BaseModel):
     """What the state owes the provider in one programme: redeemed value not yet paid out."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "programme_id": "0192f1c2-2222-7c3d-8e4f-5a6b7c8d9e0f",
+                    "receivable_account_id": "0192f1c2-3333-7c3d-8e4f-5a6b7c8d9e0f",
+                    "asset": 1,
+                    "provider_state": "active",
+                    "owed_tiyn": 4_200_000,
+                    "reserved_tiyn": 0,
+                    "redeemed_tiyn": 9_000_000,
+                    "paid_out_tiyn": 4_800_000,
+                }
+            ]
+        }
+    )
+
     programme_id: uuid.UUID
     receivable_account_id: uuid.UUID
     asset: int = Field(description="1 tenge, 2 digital tenge")

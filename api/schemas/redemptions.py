@@ -53,6 +53,26 @@ BATCH_EXAMPLE: Final[dict[str, Any]] = {
 BATCH_SIGNATURE_EXAMPLE: Final = (
     "IhoyFdYME3ZyZtbcVuoWfzqj96QSF+fY99TpZliY0xMG4d3P5AGgJm7dOL0SxuM14NutlRUJpVAcni9TR8wgCA=="
 )
+RECORDED_EXAMPLE: Final[dict[str, Any]] = {
+    "voucher_id": "0192f1c2-5555-7c3d-8e4f-5a6b7c8d9e0f",
+    "programme_id": "0192f1c2-2222-7c3d-8e4f-5a6b7c8d9e0f",
+    "provider_id": "0192f1c2-1111-7c3d-8e4f-5a6b7c8d9e0f",
+    "terminal_id": "0192f1c2-7a2b-7c3d-8e4f-5a6b7c8d9e0f",
+    "phase": "single",
+    "reserved_id": None,
+    "amount_tiyn": 60000,
+    "units": 0,
+    "effective_date": "2026-11-30",
+    "offline": False,
+    "timestamp": 1796027472351234000,
+    "request_sha256": "184882ccc627f833d77cad37c3610e5b66f9ad60afec40dcb5599f1ef94793a1",
+}
+RECEIPT_EXAMPLE: Final[dict[str, Any]] = {
+    "body": "eyJyZXN1bHRzIjpbXSwidGVybWluYWwiOiIuLi4ifQ==",
+    "key_id": "k4.pid.uEPSYAlzl9fTn7XCbDh_CG3AcY3JtOoX6n_sBlFRX1SI",
+    "signature": "q9b0…base64 of 64 bytes…==",
+    "purpose": Purpose.REDEMPTION_RECEIPT.value,
+}
 REQUEST_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "title": "RedemptionRequest",
@@ -133,6 +153,8 @@ class RedemptionBatchIn(BaseModel):
 class RecordedRedemption(BaseModel):
     """The redemption as the ledger recorded it (for `ok` and `exists`)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [RECORDED_EXAMPLE]})
+
     voucher_id: uuid.UUID
     programme_id: uuid.UUID
     provider_id: uuid.UUID
@@ -150,6 +172,17 @@ class RecordedRedemption(BaseModel):
 class RedemptionResultView(BaseModel):
     """What became of one request. `ok` and `exists` moved value (now or the first time); any other
     result is a refusal that moved nothing."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": REQUEST_EXAMPLE["id"], "result": "ok", "accepted": True, "original_result": None,
+                 "detail": None, "redemption": RECORDED_EXAMPLE},
+                {"id": REQUEST_EXAMPLE["id"], "result": "voucher_suspended", "accepted": False,
+                 "original_result": None, "detail": None, "redemption": None},
+            ]
+        }
+    )  # fmt: skip
 
     id: uuid.UUID | None = Field(description="The request's id (null when the request could not be read)")
     result: str = Field(json_schema_extra=enum_names(RedemptionResult))
@@ -188,6 +221,8 @@ class ReceiptView(BaseModel):
     GET /v1/keys/issuers) over `purpose`, a newline, and the bytes of `body` (base64 of canonical JSON
     `{"results": [...], "terminal": "…"}`)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [RECEIPT_EXAMPLE]})
+
     body: str
     key_id: str
     signature: str
@@ -213,12 +248,7 @@ class RedemptionAnswer(BaseModel):
                             "redemption": None,
                         }
                     ],
-                    "receipt": {
-                        "body": "eyJyZXN1bHRzIjpbXSwidGVybWluYWwiOiIuLi4ifQ==",
-                        "key_id": "k4.pid.…",
-                        "signature": "…",
-                        "purpose": Purpose.REDEMPTION_RECEIPT.value,
-                    },
+                    "receipt": RECEIPT_EXAMPLE,
                 }
             ]
         }
