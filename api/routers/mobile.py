@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.auth import Role, require_role
 from api.citizens import CITIZEN_IIN_INVALID, CITIZEN_IIN_MISSING, Citizen, CitizenDep, log_citizen_read
+from api.cursors import cursor_id
 from api.dependencies import UnitOfWorkDep
 from api.etags import conditional_response
 from api.idempotency import Idempotent
@@ -38,6 +39,7 @@ from api.schemas.mobile import (
     VoucherStepView,
 )
 from ledger.ids import derived_id
+from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers import lifecycle, views
 from ledger.vouchers.lifecycle import VoucherTransition
 from ledger.vouchers.reference import format_reference_code
@@ -103,13 +105,7 @@ def list_vouchers(
 ) -> Response:
     """Oldest first, `limit` at most 199 a page. `state` says which are offers (`offered`)."""
     page = dataclasses.replace(page, limit=min(page.limit, PAGE_VOUCHERS_MAX - 1))
-    after = page.after("after")
-    try:
-        after_id = uuid.UUID(str(after)) if after is not None else None
-    except ValueError:
-        raise Problem(
-            400, "cursor_invalid", "This cursor was not made by this API", "start without one"
-        ) from None
+    after_id = cursor_id(page.after("after"))
 
     def work(connection: psycopg.Connection[Any]) -> list[VoucherView]:
         found = views.vouchers_of_holder(connection, citizen.holder_hash, after_id, page.fetch_limit)
@@ -202,7 +198,7 @@ for _action, _doc in _STEP_DOCS.items():
 
 
 def _presented(
-    unit_of_work: Any, citizen: Citizen, voucher_id: uuid.UUID, what: str
+    unit_of_work: UnitOfWork, citizen: Citizen, voucher_id: uuid.UUID, what: str
 ) -> VoucherPresentationView:
     def work(connection: psycopg.Connection[Any]) -> VoucherPresentationView:
         voucher = _own_voucher(connection, citizen, voucher_id)
@@ -215,8 +211,7 @@ def _presented(
             reference_code=format_reference_code(voucher.reference_code),
         )
 
-    result: VoucherPresentationView = unit_of_work.run(work)
-    return result
+    return unit_of_work.run(work)
 
 
 @router.get(

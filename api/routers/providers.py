@@ -13,6 +13,7 @@ import psycopg
 from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import OwnProviderId, Role, require_role
+from api.cursors import cursor_id, cursor_timestamp_id
 from api.dependencies import UnitOfWorkDep
 from api.etags import conditional_response
 from api.idempotency import Idempotent
@@ -85,17 +86,6 @@ def _registry_problem(outcome: Outcome) -> Problem:
     return Problem(409, outcome.result.name, "The terminal cannot be registered", outcome.detail)
 
 
-def _cursor_uuid(value: str | int | None) -> uuid.UUID | None:
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise Problem(
-            400, "cursor_invalid", "This cursor was not made by this API", "start without one"
-        ) from None
-
-
 @router.post(
     "/terminals",
     status_code=201,
@@ -137,7 +127,7 @@ def register_terminal(
 def list_terminals(
     provider_id: OwnProviderId, page: PageParams, request: Request, unit_of_work: UnitOfWorkDep
 ) -> Response:
-    after = _cursor_uuid(page.after("after"))
+    after = cursor_id(page.after("after"))
     rows = unit_of_work.read(lambda c: provider_terminals(c, provider_id, after, page.fetch_limit))
     return conditional_response(request, page.of(rows, lambda view: {"after": str(view.id)}))
 
@@ -208,7 +198,7 @@ def list_redemptions(
     unit_of_work: UnitOfWorkDep,
     programme_id: Annotated[uuid.UUID | None, Query(description="Only this programme's")] = None,
 ) -> Response:
-    before = _redemption_cursor(page.after("ts"), page.after("id"))
+    before = cursor_timestamp_id(page.after("ts"), page.after("id"))
     rows = unit_of_work.read(
         lambda c: provider_redemptions(c, provider_id, programme_id, before, page.fetch_limit)
     )
@@ -217,14 +207,3 @@ def list_redemptions(
     return conditional_response(
         request, page.of(views, lambda view: {"ts": timestamps[view.id], "id": str(view.id)})
     )
-
-
-def _redemption_cursor(
-    timestamp: str | int | None, last_id: str | int | None
-) -> tuple[int, uuid.UUID] | None:
-    if timestamp is None and last_id is None:
-        return None
-    cursor_id = _cursor_uuid(last_id)
-    if not isinstance(timestamp, int) or not 0 <= timestamp < 2**63 or cursor_id is None:
-        raise Problem(400, "cursor_invalid", "This cursor was not made by this API", "start without one")
-    return timestamp, cursor_id
