@@ -277,7 +277,7 @@ def test_a_malformed_batch_envelope_is_a_422_problem(client, keys, world, batch_
     assert answer.status_code == 422 and answer.json()["code"] == "redemption_envelope_invalid"
 
 
-def test_two_phase_reserve_then_post_part_of_it(client, keys, world):
+def test_two_phase_reserve_then_post_part_of_it_or_void_it(client, keys, world):
     key, voucher = keys[Role.provider], world.issue(300_000)
     reserve = world.request(voucher, 100_000, phase=RedemptionPhase.RESERVE)
     reserved = _redeem(
@@ -288,6 +288,13 @@ def test_two_phase_reserve_then_post_part_of_it(client, keys, world):
     post = world.request(None, 70_000, phase=RedemptionPhase.POST, reserved_id=reserve.id)
     posted = _redeem(client, key, world.terminal, single_envelope(post, world.terminal.secret_key)).json()
     assert posted["results"][0]["result"] == "ok" and posted["results"][0]["redemption"]["phase"] == "post"
+    after = world.vouchers.vouchers([voucher])[0]
+    assert (after.available_tiyn, after.reserved_tiyn) == (230_000, 0)
+    again = world.request(voucher, 50_000, phase=RedemptionPhase.RESERVE)
+    _redeem(client, key, world.terminal, single_envelope(again, world.terminal.secret_key))
+    void = world.request(None, 0, phase=RedemptionPhase.VOID, reserved_id=again.id)
+    voided = _redeem(client, key, world.terminal, single_envelope(void, world.terminal.secret_key)).json()
+    assert voided["results"][0]["result"] == "ok"
     after = world.vouchers.vouchers([voucher])[0]
     assert (after.available_tiyn, after.reserved_tiyn) == (230_000, 0)
 
