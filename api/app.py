@@ -1,9 +1,11 @@
 """The composition root of the HTTP service: settings in, app out. Nothing is built at import time.
 
 What the app holds (`app.state`), each built here once: the settings, the Prometheus metrics, the rate
-limits, the token authority, and — while it runs (lifespan) — the connection pool, the unit of work and
-the ledger. Every request passes the edge middleware (`api.edge`); every route but `/healthz`, `/readyz`,
-`/metrics` and `/oauth/token` needs a credential (`api.auth`).
+limits, the token authority, the issuer signer and the holder salt (`api.voucher_secrets`), and — while it
+runs (lifespan) — the connection pool, the unit of work, the ledger and the `VoucherLedger` (whose issuer
+key joins the key set at start-up). Every request passes the edge middleware (`api.edge`); every route
+but `/healthz`, `/readyz`, `/metrics`, `/oauth/token` and `/v1/keys/issuers` needs a credential
+(`api.auth`).
 """
 
 from collections.abc import AsyncIterator
@@ -15,17 +17,21 @@ from api.database import create_pool
 from api.edge import BodyLimit, Edge, check_media_type
 from api.idempotency import install_idempotency
 from api.metrics import Metrics
+from api.openapi_examples import install_problem_examples
 from api.problems import install_problem_handlers
 from api.rate_limits import TokenBuckets
-from api.routers import ledger_reads, oauth, operations
+from api.routers import audit, keys, ledger_reads, mobile, oauth, operations, providers, redemptions
 from api.settings import Settings
 from api.tokens import load_token_authority
+from api.voucher_secrets import introduce_issuer_key, load_holder_salt, load_issuer_signer
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers.service import VoucherLedger
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     metrics = Metrics()
+    issuer_signer = load_issuer_signer(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,8 +39,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.pool = pool
         app.state.unit_of_work = UnitOfWork(pool)
         app.state.ledger = Ledger(app.state.unit_of_work)
-        yield
-        pool.close()
+        vouchers = VoucherLedger(app.state.unit_of_work, issuer_signer)
+        try:
+            introduce_issuer_key(vouchers, settings)
+            app.state.vouchers = vouchers
+            yield
+        finally:
+            vouchers.close()
+            pool.close()
 
     app = FastAPI(
         title="Amiyan",
@@ -47,12 +59,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.metrics = metrics
     app.state.rate_limits = TokenBuckets(settings.rate_limit_requests_per_s, settings.rate_limit_burst)
     app.state.token_authority = load_token_authority(settings)
+    app.state.holder_salt = load_holder_salt(settings)
     metrics.sample_on_scrape(
         "amiyan_audit_integration_lag_seconds",
         "Age of the oldest audit event waiting for the integrator (0 when none waits)",
         lambda: operations.integration_lag_s(app.state.pool) if hasattr(app.state, "pool") else None,
     )
     install_problem_handlers(app)
+    install_problem_examples(app)
     install_idempotency(app)
     app.add_middleware(
         Edge,
@@ -65,4 +79,6 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(oauth.router)
     app.include_router(ledger_reads.router)
+    for audience in (providers, redemptions, mobile, audit, keys):
+        app.include_router(audience.router)
     return app

@@ -123,14 +123,18 @@ class IdempotencyClaim:
 
 
 async def request_sha256(request: Request) -> bytes:
-    """What identifies the request: method, path, query and the body's bytes."""
+    """What identifies the request: method, path, query, the body's bytes, and the scope a dependency
+    that runs before this one set in ``request.state.idempotency_scope`` (bytes naming who the request is
+    about when a header says it, e.g. a citizen's holder hash: the same key for another citizen is then
+    another request, 409, never a replay of the first citizen's answer)."""
     digest = body_sha256(request.scope)
     if digest is None:
         await request.body()  # not read yet (no body parameter); reading it completes the digest
         digest = body_sha256(request.scope)
     assert digest is not None, "the edge middleware hashes every request body"
     target = f"{request.method} {request.url.path}?{request.url.query}".encode()
-    return hashlib.sha256(target + b"\n" + digest).digest()
+    scope: bytes = getattr(request.state, "idempotency_scope", b"")
+    return hashlib.sha256(target + b"\n" + digest + scope).digest()
 
 
 def claim_idempotency_key(

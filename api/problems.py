@@ -130,8 +130,11 @@ def install_problem_openapi(app: FastAPI) -> None:
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
                 invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
+                if invalid is not None:  # a route's own examples of its 422 problems are kept
+                    examples = invalid.get("content", {}).get(PROBLEM_MEDIA_TYPE, {}).get("examples")
                     invalid["content"] = _problem_content()
+                    if examples is not None:
+                        invalid["content"][PROBLEM_MEDIA_TYPE]["examples"] = examples
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         return document

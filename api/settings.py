@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,3 +49,20 @@ class Settings(BaseSettings):
     idempotency_in_flight_s_max: int = Field(default=120, gt=0)
     # /readyz reports the audit integrator as lagging when the oldest event waiting in its inbox is older.
     readiness_integration_lag_s_max: float = Field(default=30.0, gt=0)
+    # The voucher issuer key (PASERK "k4.secret.…"): signs voucher tokens and redemption receipts. Unset: one
+    # is generated once into data_dir/issuer.key (mode 0600). At start-up it joins the key set (if it is not
+    # there yet) with these windows: it signs tokens for issuer_issue_window_days, and tokens it signed are
+    # accepted for issuer_redeem_window_days. Instances behind one load balancer need the same key.
+    issuer_key: str | None = None
+    issuer_issue_window_days: int = Field(default=365, gt=0)
+    issuer_redeem_window_days: int = Field(default=730, gt=0)
+    # The secret salt of holder hashes (base64url, 16 to 64 bytes): how a voucher names its holder without
+    # the IIN. Unset: generated once into data_dir/holder-salt.key. Every process that issues vouchers or
+    # looks a citizen up must use the same salt; changing it orphans every voucher already issued.
+    holder_salt: str | None = None
+
+    @model_validator(mode="after")
+    def _redeem_window_covers_issue_window(self) -> "Settings":
+        if self.issuer_redeem_window_days < self.issuer_issue_window_days:
+            raise ValueError("issuer_redeem_window_days must be at least issuer_issue_window_days")
+        return self

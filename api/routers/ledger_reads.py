@@ -59,7 +59,7 @@ class TransferPageView(BaseModel):
     next_cursor: int | None
 
 
-@router.get("/accounts/{account_id}", response_model=AccountView)
+@router.get("/accounts/{account_id}", response_model=AccountView, responses=problem_responses(404))
 def read_account(account_id: uuid.UUID, ledger: LedgerDep) -> AccountView:
     found = ledger.lookup_accounts([account_id])
     if not found:
