@@ -212,6 +212,8 @@ CREATE TABLE redemptions (
 CREATE INDEX ix_redemptions_voucher_id ON redemptions (voucher_id);
 CREATE INDEX ix_redemptions_provider_id_programme_id_effective_date
     ON redemptions (provider_id, programme_id, effective_date);
+-- A provider's history, newest first (the providers' API pages it by ledger time).
+CREATE INDEX ix_redemptions_provider_id_timestamp ON redemptions (provider_id, "timestamp");
 CREATE INDEX ix_redemptions_terminal_id_effective_date ON redemptions (terminal_id, effective_date) WHERE offline;
 -- One post or void per reservation, at the database.
 CREATE UNIQUE INDEX uq_redemptions_reserved_id ON redemptions (reserved_id) WHERE reserved_id IS NOT NULL;
