@@ -180,6 +180,7 @@ redemptions = Table(
         "programme_id",
         "effective_date",
     ),
+    Index("ix_redemptions_provider_id_timestamp", "provider_id", "timestamp"),
     Index(
         "ix_redemptions_terminal_id_effective_date",
         "terminal_id",
