@@ -20,12 +20,14 @@ from api.metrics import Metrics
 from api.openapi_examples import install_problem_examples
 from api.problems import install_problem_handlers
 from api.rate_limits import TokenBuckets
+from api.redemption_envelopes import TerminalOwners
 from api.routers import audit, keys, ledger_reads, mobile, oauth, operations, providers, redemptions
 from api.settings import Settings
 from api.tokens import load_token_authority
 from api.voucher_secrets import introduce_issuer_key, load_holder_salt, load_issuer_signer
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers.coalescer import RedemptionCoalescer
 from ledger.vouchers.service import VoucherLedger
 
 
@@ -40,11 +42,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.unit_of_work = UnitOfWork(pool)
         app.state.ledger = Ledger(app.state.unit_of_work)
         vouchers = VoucherLedger(app.state.unit_of_work, issuer_signer)
+        # Single redemptions from many terminals share transactions (answered after commit).
+        coalescer = RedemptionCoalescer(vouchers, writers=settings.redemption_writers)
         try:
             introduce_issuer_key(vouchers, settings)
             app.state.vouchers = vouchers
+            app.state.redemption_coalescer = coalescer
+            app.state.terminal_owners = TerminalOwners(app.state.unit_of_work)
             yield
         finally:
+            coalescer.close()
             vouchers.close()
             pool.close()
 

@@ -21,7 +21,9 @@ from api.problems import Problem
 from api.schemas.common import unb64
 from api.schemas.redemptions import RedemptionBatchIn, SingleRedemptionIn
 from ledger.audit.canonical import CanonicalError, canonical_bytes
+from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers import redemption
+from ledger.vouchers.coalescer import RedemptionCoalescer
 from ledger.vouchers.receipts import Receipt, RedemptionOutcome, sign_receipt
 from ledger.vouchers.redemption import Submission
 from ledger.vouchers.requests import BATCH_REQUESTS_MAX, MalformedRequest, RedemptionRequest, parse_request
@@ -30,6 +32,7 @@ from ledger.vouchers.signing import SIGNATURE_BYTES, Purpose
 
 BATCH_FIELDS: Final = frozenset({"terminal", "sent_at_ms", "requests"})
 SENT_AT_MS_MAX: Final = 2**53
+TERMINALS_REMEMBERED_MAX: Final = 100_000
 ENVELOPE_INVALID: Final = ("redemption_envelope_invalid", "The redemption envelope is not valid")
 
 
@@ -91,6 +94,34 @@ def batch_submission(envelope: RedemptionBatchIn) -> Submission:
     signed = _canonical(batch, "batch")
     parsed = tuple(_parsed(request) for request in requests)
     return Submission(terminal, parsed, signed, signature, Purpose.REDEMPTION_BATCH)
+
+
+class TerminalOwners:
+    """Which provider each terminal belongs to, remembered: a terminal's provider never changes, so reading
+    it before the redemption cannot disagree with it. Bounded; unknown terminals are not remembered."""
+
+    def __init__(self, unit_of_work: UnitOfWork, remembered_max: int = TERMINALS_REMEMBERED_MAX) -> None:
+        self.unit_of_work = unit_of_work
+        self.remembered_max = remembered_max
+        self._owners: dict[uuid.UUID, uuid.UUID] = {}
+
+    def owner(self, terminal_id: uuid.UUID) -> uuid.UUID | None:
+        known = self._owners.get(terminal_id)
+        if known is not None:
+            return known
+        owner = self.unit_of_work.read(lambda c: terminal_owner(c, terminal_id))
+        if owner is not None and len(self._owners) < self.remembered_max:
+            self._owners[terminal_id] = owner
+        return owner
+
+
+def redeem_coalesced(
+    owners: TerminalOwners, coalescer: RedemptionCoalescer, provider_id: uuid.UUID, submission: Submission
+) -> tuple[list[RedemptionOutcome], Receipt]:
+    """A single request, redeemed in a transaction it shares with other terminals' requests."""
+    if owners.owner(submission.terminal_id) != provider_id:
+        raise Problem(404, "terminal_not_found", "No such terminal", str(submission.terminal_id))
+    return coalescer.redeem(submission)
 
 
 def terminal_owner(connection: psycopg.Connection[Any], terminal_id: uuid.UUID) -> uuid.UUID | None:

@@ -66,3 +66,7 @@ class Settings(BaseSettings):
         if self.issuer_redeem_window_days < self.issuer_issue_window_days:
             raise ValueError("issuer_redeem_window_days must be at least issuer_issue_window_days")
         return self
+
+    # Writer threads coalescing single redemptions into shared transactions. One is usually best: the
+    # providers' receivables are hot accounts every batch updates, so two writers mostly wait on each other.
+    redemption_writers: int = Field(default=1, ge=1, le=8)

@@ -27,12 +27,13 @@ from api.openapi_examples import AUTHENTICATED, INVALID_REQUEST, JSON_BODY, prob
 from api.redemption_envelopes import (
     ENVELOPE_INVALID,
     batch_submission,
+    redeem_coalesced,
     redeem_for_provider,
     single_submission,
 )
 from api.routers.providers import NOT_OURS
 from api.schemas.redemptions import RedemptionAnswer, RedemptionBatchIn, SingleRedemptionIn
-from api.voucher_dependencies import VoucherLedgerDep
+from api.voucher_dependencies import RedemptionCoalescerDep, TerminalOwnersDep, VoucherLedgerDep
 from ledger.vouchers.receipts import RedemptionOutcome
 
 router = APIRouter(
@@ -60,12 +61,13 @@ def _count(metrics: Metrics, outcomes: list[RedemptionOutcome]) -> None:
 def redeem(
     provider_id: OwnProviderId,
     envelope: SingleRedemptionIn,
-    vouchers: VoucherLedgerDep,
+    owners: TerminalOwnersDep,
+    coalescer: RedemptionCoalescerDep,
     metrics: MetricsDep,
 ) -> RedemptionAnswer:
     """The terminal must be this provider's (else 404 `terminal_not_found`). The answer's `receipt` is the
     ledger's signed account of the result, to keep as proof."""
-    outcomes, receipt = redeem_for_provider(vouchers, provider_id, single_submission(envelope))
+    outcomes, receipt = redeem_coalesced(owners, coalescer, provider_id, single_submission(envelope))
     _count(metrics, outcomes)
     return RedemptionAnswer.of(outcomes, receipt)
 
