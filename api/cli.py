@@ -211,3 +211,7 @@ def _safe_name(directory: Path) -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -65,7 +65,10 @@ POLICY = {
 }
 
 
-def setup(ledger: Ledger, vouchers: VoucherLedger) -> tuple[uuid.UUID, list[tuple[uuid.UUID, bytes]]]:
+def setup(
+    ledger: Ledger, vouchers: VoucherLedger
+) -> tuple[uuid.UUID, list[tuple[uuid.UUID, bytes, uuid.UUID]]]:
+    """The programme, and (terminal id, terminal secret key, provider id) for each canteen."""
     now = vouchers.now()
     assert vouchers.introduce_signer(now + YEAR_NS, now + 2 * YEAR_NS).ok
     programme, fund, budget, source = new_id(), new_id(), new_id(), new_id()
@@ -86,7 +89,7 @@ def setup(ledger: Ledger, vouchers: VoucherLedger) -> tuple[uuid.UUID, list[tupl
         assert vouchers.enrol_provider(programme, provider, receivable).ok
         public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(os.urandom(32))
         assert vouchers.register_terminal(terminal, provider, public_key, f"АПК {n}").ok
-        terminals.append((terminal, secret_key))
+        terminals.append((terminal, secret_key, provider))
     return programme, terminals
 
 
