@@ -86,7 +86,9 @@ class SettlementWorld:
             self.record_profile(terminal.provider_id, fresh_iban())
         public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(os.urandom(32))
         key_id = new_id()
-        self.run(lambda c: register_signing_key(c, key_id, terminal.provider_id, public_key, "Директор", OFFICER))
+        self.run(
+            lambda c: register_signing_key(c, key_id, terminal.provider_id, public_key, "Директор", OFFICER)
+        )
         provider = Provider(terminal, secret_key, key_id)
         self.providers.append(provider)
         return provider
@@ -98,13 +100,20 @@ class SettlementWorld:
         )  # fmt: skip
         self.run(lambda c: record_provider_profile(c, profile))
 
-    def voucher(self, amount: int = 10_000_000) -> Any:
+    def voucher(self, amount: int = 6_000_000) -> Any:
         long_ago = datetime_to_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
         return self.vouchers_world.issue(amount=amount, not_before=long_ago)
 
     def redeem_on(self, day: dt.date, amount: int, provider: Provider | None = None, voucher: Any = None,
                   **fields: Any) -> Any:  # fmt: skip
         """Redeem offline at noon (Asia/Almaty) of `day`; returns the redemption id."""
+        outcome = self.try_redeem_on(day, amount, provider, voucher, **fields)
+        assert outcome.result == 0, outcome
+        return outcome.request_id
+
+    def try_redeem_on(self, day: dt.date, amount: int, provider: Provider | None = None, voucher: Any = None,
+                      **fields: Any) -> Any:  # fmt: skip
+        """The ledger's answer to an offline redemption served at noon (Asia/Almaty) of `day`."""
         provider = provider or self.providers[0]
         noon = dt.datetime.combine(day, dt.time(12), tzinfo=BUSINESS_TIMEZONE)
         at_ms = min(int(noon.timestamp() * 1000), time.time_ns() // 1_000_000 - 60_000)
@@ -113,8 +122,7 @@ class SettlementWorld:
             requested_at_ms=at_ms, **fields,
         )  # fmt: skip
         outcome, _ = self.vouchers_world.redeem(request, provider.terminal)
-        assert outcome.result == 0, outcome
-        return request.id
+        return outcome
 
     def close_through(self, day: dt.date) -> None:
         """Close every period up to and including `day`."""
@@ -165,7 +173,9 @@ def build_settlement_world(
     document.update(policy)
     unit_of_work.run(lambda c: create_programme(c, draft, parse_policy(document), OFFICER))
     unit_of_work.run(lambda c: set_programme_state(c, draft.id, ProgrammeState.OPEN))
-    unit_of_work.run(lambda c: set_settlement_terms(c, draft.id, SettlementCycle.DAY, threshold_tiyn, OFFICER))
+    unit_of_work.run(
+        lambda c: set_settlement_terms(c, draft.id, SettlementCycle.DAY, threshold_tiyn, OFFICER)
+    )
     backdate_policy(database_url, draft.id)
     source = new_id()
     ledger.create_accounts([Account(source, asset, AccountType.OPERATOR)])

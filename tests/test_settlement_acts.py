@@ -14,8 +14,8 @@ from ledger.ids import new_id
 from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers.corrections import RedemptionReversal, reverse_redemptions
 from ledger.vouchers.results import ReversalResult
-from tests.treasury_world import MINISTRY
 from tests.settlement_world import KAZAKH_SERVICE, OFFICER, build_settlement_world, day
+from tests.treasury_world import MINISTRY
 from treasury.documents import parse_act_json, parse_invoice_json
 from treasury.errors import Refused
 from treasury.settlement import (
@@ -82,8 +82,8 @@ def test_an_issued_act_is_hashed_into_the_audit_log_and_never_changes(world, dat
     with psycopg.connect(database_url) as owner, pytest.raises(psycopg.errors.CheckViolation) as refused:
         owner.execute(
             """INSERT INTO settlement_acts SELECT %s, programme_id, provider_id, number || '-copy', kind,
-                   corrects_act_id, period_start, period_end, act_date, total_tiyn, body || ' '::bytea, sha256, pdf,
-                   issued_by, "timestamp" FROM settlement_acts WHERE number = %s""",
+                   corrects_act_id, period_start, period_end, act_date, total_tiyn, body || ' '::bytea,
+                   sha256, pdf, issued_by, "timestamp" FROM settlement_acts WHERE number = %s""",
             (new_id(), act.number),
         )
     assert refused.value.diag.constraint_name == "ck_settlement_acts_sha256"
@@ -122,7 +122,9 @@ def test_a_provider_without_a_profile_is_reported_and_the_others_are_settled(wor
     world.redeem_on(served, 60_000)
     world.redeem_on(served, 60_000, provider=bare)
     world.close_through(served)
-    outcomes = {o.provider_id: o for o in issue_period_acts(world.unit_of_work, world.programme_id, served, OFFICER)}
+    outcomes = {
+        o.provider_id: o for o in issue_period_acts(world.unit_of_work, world.programme_id, served, OFFICER)
+    }
     assert outcomes[bare.id].refusal_code == "provider_profile_missing" and outcomes[bare.id].acts == ()
     assert len(outcomes[world.providers[0].id].acts) == 1
     world.record_profile(bare.id, "KZ86125KZT5004100100")
@@ -182,7 +184,9 @@ def test_a_redemption_of_an_open_period_is_reversed_in_the_ledger_not_disallowed
     assert refused.value.code == "period_open"
 
 
-def test_sixteen_percent_vat_is_refused_until_invoices_can_print_it(ledger, voucher_ledger, pool, database_url):
+def test_sixteen_percent_vat_is_refused_until_invoices_can_print_it(
+    ledger, voucher_ledger, pool, database_url
+):
     world = build_settlement_world(ledger, voucher_ledger, pool, database_url, vat_rate="16")
     served = day(world, 6)
     world.redeem_on(served, 60_000)

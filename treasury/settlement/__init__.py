@@ -3,15 +3,15 @@
 The workflow, each step a function taking the caller's connection (one transaction, the unit of work
 commits; a refusal is `treasury.errors.Refused` with a stable code and rolls everything back):
 
-    close_period(c, programme_id, officer)                   periods.py     freeze the next period (in order)
+    close_period(c, programme_id, officer)                        freeze the next period (in order)
     issue_provider_acts(c, programme_id, provider_id, start, officer)
-    issue_period_acts(unit_of_work, programme_id, start, officer)            acts + invoices, provider by provider
-    register_signing_key / sign_act(c, number, key_id, signature)          approvals.py
-    approve_act(c, number, officer) / reject_act(c, number, officer, reason)
-    pay_act(c, number, officer)                              payouts.py     receivable → clearing → bank
-    record_payment_return(c, order_number, reason, officer) / repay_act(c, number, officer)   returns.py
-    disallow_redemptions(c, programme_id, ids, reason, officer)              take back after close
-    reconcile_period(c, programme_id, start)                 reconciliation.py (+ _formats: JSON, CSV)
+    issue_period_acts(unit_of_work, programme_id, start, officer) acts + invoices, provider by provider
+    register_signing_key(...), sign_act(c, number, key_id, signature)
+    approve_act(c, number, officer), reject_act(c, number, officer, reason)
+    pay_act(c, number, officer)                                   receivable → clearing → bank
+    record_payment_return(c, order_number, reason, officer), repay_act(c, number, officer)
+    disallow_redemptions(c, programme_id, ids, reason, officer)   take back after the period closed
+    reconcile_period(c, programme_id, start)                      + reconciliation_json / _csv
 
 The map:
   periods.py          cycles (month by default, week, day), terms (payout threshold), closing in order

@@ -24,6 +24,7 @@ from typing import Any, Final
 import psycopg
 
 from ledger.accounts import AccountType
+from ledger.audit.canonical import CanonicalValue
 from ledger.audit.events import json_event
 from ledger.audit.inbox import append_events
 from ledger.clock import business_date
@@ -163,7 +164,7 @@ def pay_act(connection: psycopg.Connection[Any], number: str, officer: str) -> P
 
 
 _OUTSTANDING: Final = """
-SELECT a.id, a.number, -a.total_tiyn - coalesce((SELECT sum(o.amount_tiyn) FROM settlement_setoffs o
+SELECT a.id, a.number, -a.total_tiyn - coalesce((SELECT sum(o.amount_tiyn)::bigint FROM settlement_setoffs o
                                                   WHERE o.adjustment_act_id = a.id), 0)
   FROM settlement_acts a JOIN settlement_act_states s ON s.act_id = a.id
  WHERE a.programme_id = %s AND a.provider_id = %s AND a.kind = 2 AND s.state = 4
@@ -194,7 +195,7 @@ def _record_setoffs(
             (act.id, adjustment_id, amount),
         )
         remaining = connection.execute(
-            """SELECT -a.total_tiyn - (SELECT sum(amount_tiyn) FROM settlement_setoffs
+            """SELECT -a.total_tiyn - (SELECT sum(amount_tiyn)::bigint FROM settlement_setoffs
                                         WHERE adjustment_act_id = a.id)
                  FROM settlement_acts a WHERE a.id = %s""",
             (adjustment_id,),
@@ -244,60 +245,27 @@ def send_payment_order(
     timestamp = reserve_timestamps(connection)
     clearing, bank = settlement_accounts(connection, programme, act.provider_id)
     transfer_id = derived_id(PAYOUT_NAMESPACE, order_id, "bank")
+    day = business_date(timestamp)
+    values = (
+        order_id, act.id, attempt, number, day, amount, programme.draft.kbk, purpose, row[0], row[1], iban,
+        row[2], row[3], transfer_id, officer, timestamp,
+    )  # fmt: skip
     connection.execute(
         """INSERT INTO payment_orders (id, act_id, attempt, number, order_date, amount_tiyn, kbk, purpose,
                payee_name, payee_bin, iban, bank_name, bic, transfer_id, officer, "timestamp")
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (
-            order_id,
-            act.id,
-            attempt,
-            number,
-            business_date(timestamp),
-            amount,
-            programme.draft.kbk,
-            purpose,
-            row[0],
-            row[1],
-            iban,
-            row[2],
-            row[3],
-            transfer_id,
-            officer,
-            timestamp,
-        ),
+        values,
     )
-    book_transfer(
-        connection,
-        Transfer(
-            transfer_id,
-            clearing,
-            bank,
-            amount,
-            int(programme.draft.asset),
-            int(TransferCode.PAYOUT_BANK),
-            user_data_128=order_id,
-            effective_date=business_date(timestamp),
-        ),
+    asset, code = int(programme.draft.asset), int(TransferCode.PAYOUT_BANK)
+    transfer = Transfer(
+        transfer_id, clearing, bank, amount, asset, code, user_data_128=order_id, effective_date=day
     )
-    append_events(
-        connection,
-        [
-            json_event(
-                "payment_order_issued",
-                {
-                    "order": str(order_id),
-                    "number": number,
-                    "act": str(act.id),
-                    "attempt": attempt,
-                    "amount_tiyn": amount,
-                    "iban": iban,
-                    "kbk": programme.draft.kbk,
-                    "purpose": purpose,
-                },
-            )
-        ],
-    )
+    book_transfer(connection, transfer)
+    event: dict[str, CanonicalValue] = {
+        "order": str(order_id), "number": number, "act": str(act.id), "attempt": attempt,
+        "amount_tiyn": amount, "iban": iban, "kbk": programme.draft.kbk, "purpose": purpose,
+    }  # fmt: skip
+    append_events(connection, [json_event("payment_order_issued", event)])
 
 
 def payment_purpose(act: ActRecord, setoffs: list[tuple[uuid.UUID, str, int]]) -> str:

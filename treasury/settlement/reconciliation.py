@@ -85,9 +85,9 @@ class Reconciliation:
 
 
 _REDEEMED: Final = """
-SELECT r.provider_id, count(*), sum(r.amount_tiyn),
-       coalesce(sum(r.amount_tiyn) FILTER (WHERE v.redemption_id IS NOT NULL), 0),
-       coalesce(sum(r.amount_tiyn) FILTER (WHERE d.redemption_id IS NOT NULL), 0)
+SELECT r.provider_id, count(*), sum(r.amount_tiyn)::bigint,
+       coalesce(sum(r.amount_tiyn) FILTER (WHERE v.redemption_id IS NOT NULL), 0)::bigint,
+       coalesce(sum(r.amount_tiyn) FILTER (WHERE d.redemption_id IS NOT NULL), 0)::bigint
   FROM redemptions r
   LEFT JOIN redemption_reversals v ON v.redemption_id = r.id
   LEFT JOIN settlement_disallowances d ON d.redemption_id = r.id
@@ -117,7 +117,7 @@ SELECT r.provider_id, t.id, r.amount_tiyn, a.number, s.state
  ORDER BY r.provider_id, t.id
 """
 _ENTRIES: Final = """
-SELECT e.act_id, sum(e.amount_tiyn), bool_and(abs(e.amount_tiyn) = r.amount_tiyn)
+SELECT e.act_id, sum(e.amount_tiyn)::bigint, bool_and(abs(e.amount_tiyn) = r.amount_tiyn)
   FROM settlement_act_entries e JOIN redemptions r ON r.id = e.redemption_id
  WHERE e.act_id = ANY(%s) GROUP BY e.act_id
 """
@@ -132,18 +132,18 @@ SELECT p.act_id, p.amount_tiyn, p.setoff_tiyn,
   FROM settlement_payouts p WHERE p.act_id = ANY(%s)
 """
 _SET_OFF: Final = """
-SELECT adjustment_act_id, sum(amount_tiyn) FROM settlement_setoffs
+SELECT adjustment_act_id, sum(amount_tiyn)::bigint FROM settlement_setoffs
  WHERE adjustment_act_id = ANY(%s) GROUP BY adjustment_act_id
 """
 _RECEIVABLES: Final = """
 SELECT pp.provider_id, a.credits_posted - a.debits_posted,
-       (SELECT coalesce(sum(amount_tiyn), 0) FROM redemptions
+       (SELECT coalesce(sum(amount_tiyn)::bigint, 0) FROM redemptions
          WHERE provider_id = pp.provider_id AND programme_id = pp.programme_id AND phase IN (1, 3))
-     - (SELECT coalesce(sum(amount_tiyn), 0) FROM redemption_reversals
+     - (SELECT coalesce(sum(amount_tiyn)::bigint, 0) FROM redemption_reversals
          WHERE provider_id = pp.provider_id AND programme_id = pp.programme_id)
-     - (SELECT coalesce(sum(amount_tiyn), 0) FROM settlement_disallowances
+     - (SELECT coalesce(sum(amount_tiyn)::bigint, 0) FROM settlement_disallowances
          WHERE provider_id = pp.provider_id AND programme_id = pp.programme_id)
-     - (SELECT coalesce(sum(amount_tiyn), 0) FROM settlement_payouts
+     - (SELECT coalesce(sum(amount_tiyn)::bigint, 0) FROM settlement_payouts
          WHERE provider_id = pp.provider_id AND programme_id = pp.programme_id)
   FROM programme_providers pp JOIN accounts a ON a.id = pp.receivable_account_id
  WHERE pp.programme_id = %s AND pp.provider_id = ANY(%s)
@@ -220,7 +220,7 @@ def _reconcile_acts(
             )
         elif act.state is not ActState.PAID:
             report.differences.append(
-                Difference(_PENDING[act.state], act.provider_id, act.number, act.total_tiyn)
+                Difference("adjustment_awaiting_approval", act.provider_id, act.number, act.total_tiyn)
             )
 
 
