@@ -48,6 +48,7 @@ from treasury.settlement.periods import (
     closed_periods,
     next_period,
     period_containing,
+    programme_id_by_code,
     set_settlement_terms,
     settlement_terms,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "next_period",
     "pay_act",
     "period_containing",
+    "programme_id_by_code",
     "providers_csv",
     "reconcile_period",
     "reconciliation_json",

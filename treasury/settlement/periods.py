@@ -94,6 +94,14 @@ def require_programme(connection: psycopg.Connection[Any], programme_id: uuid.UU
     return programme
 
 
+def programme_id_by_code(connection: psycopg.Connection[Any], code: str) -> uuid.UUID:
+    """The id of the programme with this code (officers name programmes by code: SM-2026-AST)."""
+    row = connection.execute("SELECT id FROM programmes WHERE code = %s", (code,)).fetchone()
+    if row is None:
+        raise Refused("programme_not_found", code, RefusalKind.NOT_FOUND)
+    return uuid.UUID(str(row[0]))
+
+
 def require_officer(officer: str) -> None:
     if not officer.strip() or len(officer) > OFFICER_CHARS_MAX:
         raise Refused("officer_invalid", f"name the officer in 1 to {OFFICER_CHARS_MAX} characters")
