@@ -29,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(audit_app, name="audit")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(__import__("api.cli_settlement").cli_settlement.settlement_app, name="settlement")
 console = Console(stderr=True)
 log = structlog.get_logger("amiyan")
 
