@@ -1,14 +1,14 @@
 """The ledger clock may be moved forward (never back): simulations and the demo show a month passing.
 
 Revision ID: 0008_ledger_clock_advance
-Revises: 0005_treasury_programmes
+Revises: 0007_settlement
 Create Date: 2026-11-29
 """
 
 from alembic import op
 
 revision = "0008_ledger_clock_advance"
-down_revision = "0005_treasury_programmes"
+down_revision = "0007_settlement"
 branch_labels = None
 depends_on = None
 
