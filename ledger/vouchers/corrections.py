@@ -22,6 +22,7 @@ from ledger.store import create_transfers
 from ledger.timestamps import reserve_timestamps
 from ledger.transfer_codes import TransferCode
 from ledger.transfers import Transfer
+from ledger.vouchers.registry import lock_programmes_shared
 from ledger.vouchers.results import ReversalResult
 from ledger.vouchers.states import FINAL_STATES, RedemptionPhase, VoucherState
 
@@ -64,6 +65,7 @@ SELECT r.id, r.voucher_id, r.programme_id, r.provider_id, r.phase, r.amount_tiyn
   LEFT JOIN programme_providers p ON p.programme_id = r.programme_id AND p.provider_id = r.provider_id
  WHERE r.id = ANY(%s)
 """
+_CLOSED_THROUGH: Final = "SELECT id, closed_through FROM voucher_programmes WHERE id = ANY(%s)"
 _VOUCHERS: Final = """
 SELECT v.id, v.state, v.fund_account_id, v.period_start, v.usage_count, v.usage_tiyn, v.usage_units,
        v.units_used, a.asset
@@ -85,7 +87,15 @@ def reverse_redemptions(
         row[0]: row[1] for row in connection.execute(_KNOWN, ([r.id for r in reversals], redemption_ids))
     }
     reversed_redemptions = set(known.values())
-    redemptions = {row[0]: row for row in connection.execute(_REDEMPTIONS, (redemption_ids,))}
+    found = {row[0]: list(row) for row in connection.execute(_REDEMPTIONS, (redemption_ids,))}
+    # Like a redemption, a reversal holds its programme's close lock shared, so a period close either
+    # comes after it (and its act leaves the reversed redemption out) or before it (and it is refused).
+    programme_ids = sorted({row[2] for row in found.values()})
+    lock_programmes_shared(connection, programme_ids)
+    closed = dict(connection.execute(_CLOSED_THROUGH, (programme_ids,)).fetchall())
+    for row in found.values():
+        row[9] = closed.get(row[2])
+    redemptions = {key: tuple(row) for key, row in found.items()}
     vouchers = {
         row[0]: list(row)
         for row in connection.execute(_VOUCHERS, (sorted({row[1] for row in redemptions.values()}),))
