@@ -164,7 +164,12 @@ def test_an_invoice_with_an_unknown_vat_rate_or_a_tampered_vat_is_refused():
     encoded = invoice_json(october_invoice(vat_rate=VatRate.twelve_percent))
 
     for old, new, rule in (
-        (b'"vat_rate":"12%"', b'"vat_rate":"16%"', DocumentRule.json_malformed),
+        (b'"vat_rate":"12%"', b'"vat_rate":"7%"', DocumentRule.json_malformed),
+        (
+            b'"vat_rate":"12%"',
+            b'"vat_rate":"16%"',
+            DocumentRule.vat_mismatch,
+        ),  # a real rate, but not this VAT
         (b'"vat_tiyn":18720000', b'"vat_tiyn":18720001', DocumentRule.vat_mismatch),
         (b'"total_vat_tiyn":42480000', b'"total_vat_tiyn":42480001', DocumentRule.total_mismatch),
     ):

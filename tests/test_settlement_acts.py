@@ -184,15 +184,16 @@ def test_a_redemption_of_an_open_period_is_reversed_in_the_ledger_not_disallowed
     assert refused.value.code == "period_open"
 
 
-def test_sixteen_percent_vat_is_refused_until_invoices_can_print_it(
-    ledger, voucher_ledger, pool, database_url
-):
+def test_a_programme_taxed_at_sixteen_percent_invoices_vat_on_top(ledger, voucher_ledger, pool, database_url):
     world = build_settlement_world(ledger, voucher_ledger, pool, database_url, vat_rate="16")
     served = day(world, 6)
     world.redeem_on(served, 60_000)
     world.close_through(served)
     [outcome] = issue_period_acts(world.unit_of_work, world.programme_id, served, OFFICER)
-    assert outcome.refusal_code == "vat_rate_unsupported"
+    [act] = outcome.acts
+    invoice = parse_invoice_json(world.run(lambda c: document_bytes(c, act.number, "invoice_json")))
+    assert invoice.lines[0].vat_rate.value == "16%"
+    assert (invoice.total_without_vat_tiyn, invoice.total_vat_tiyn) == (60_000, 9_600)
 
 
 def test_an_act_is_dated_on_the_day_it_is_drawn_up(world):

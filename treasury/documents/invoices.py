@@ -40,11 +40,19 @@ class VatRate(StrEnum):
     exempt = "exempt"
     zero_percent = "0%"
     twelve_percent = "12%"
+    # The Tax Code in force from 1 January 2026 sets the standard rate at 16 %; 12 % remains for documents
+    # of earlier periods.
+    sixteen_percent = "16%"
 
     @property
     def percent(self) -> int:
         """The rate in whole percent; 0 for an exempt line, which carries no VAT."""
-        return {VatRate.exempt: 0, VatRate.zero_percent: 0, VatRate.twelve_percent: 12}[self]
+        return {
+            VatRate.exempt: 0,
+            VatRate.zero_percent: 0,
+            VatRate.twelve_percent: 12,
+            VatRate.sixteen_percent: 16,
+        }[self]
 
 
 def vat_tiyn(amount_without_vat_tiyn: int, rate: VatRate) -> int:

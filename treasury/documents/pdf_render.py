@@ -59,6 +59,7 @@ _VAT_RATE_TEXT = {
     VatRate.exempt: "Без НДС / ҚҚС-сыз",
     VatRate.zero_percent: "0%",
     VatRate.twelve_percent: "12%",
+    VatRate.sixteen_percent: "16%",
 }
 
 

@@ -58,7 +58,12 @@ from treasury.settlement.sources import (
 log = structlog.get_logger("treasury.settlement")
 
 # The programme's VAT treatment (programmes.vat_rate) as the invoice prints it.
-VAT_RATES: Final = {"exempt": VatRate.exempt, "0": VatRate.zero_percent, "12": VatRate.twelve_percent}
+VAT_RATES: Final = {
+    "exempt": VatRate.exempt,
+    "0": VatRate.zero_percent,
+    "12": VatRate.twelve_percent,
+    "16": VatRate.sixteen_percent,
+}
 
 
 @dataclass(frozen=True, slots=True)
