@@ -34,7 +34,13 @@ from ledger.accounts import AccountBalance, AccountFlags, AccountType
 from ledger.audit import verify_parts
 from ledger.audit.canonical import CanonicalValue
 from ledger.audit.events import account_event, decode_event, json_event, transfer_event
-from ledger.audit.export_format import ExportedCheckpoint, write_export
+from ledger.audit.export_format import (
+    ExportedCheckpoint,
+    ExportFormatError,
+    FramedEntries,
+    frame_entries,
+    write_export,
+)
 from ledger.audit.merkle import consistency_proof, leaf_hash, root_from_leaf_hashes
 from ledger.audit.replay import Replay, ReplayError
 from ledger.audit.signed_note import (
@@ -375,6 +381,56 @@ def test_hashing_in_a_child_process_gives_the_same_verdicts(
     assert in_child["clean"].ok and not in_child["recomputed"].ok
 
 
+# -- reading entries.bin ------------------------------------------------------------------------------
+
+
+def _bytes_of_length(length: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=length, max_size=length)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(st.sampled_from([0, 1, 57, 125, 125, 125, 130]).flatmap(_bytes_of_length), max_size=40),
+    data=st.data(),
+)
+def test_the_framing_gives_back_every_entry_as_written(entries: list[bytes], data: st.DataObject) -> None:
+    framed = FramedEntries.of(entries)
+    assert len(framed) == len(entries) and list(framed) == entries
+    assert [framed[index] for index in range(-len(entries), len(entries))] == entries + entries
+    start, stop = sorted(data.draw(st.integers(0, len(entries)), label="bound") for _ in range(2))
+    assert list(framed.window(start, stop)) == framed[start:stop] == entries[start:stop]
+    ends = [0]
+    for entry in entries:
+        ends.append(ends[-1] + 4 + len(entry))
+    cut = data.draw(st.integers(0, len(framed.data)), label="cut")
+    if cut in ends:
+        assert list(frame_entries(framed.data[:cut])) == entries[: ends.index(cut)]
+    else:
+        with pytest.raises(ExportFormatError, match=r"^entries\.bin"):
+            frame_entries(framed.data[:cut])
+
+
+def test_an_entry_as_long_as_a_transfer_event_is_replayed_as_what_it_is(key: LogKey, tmp_path: Path) -> None:
+    log = LogBuilder(key)
+    a, b = _two_plain_accounts(log)
+    for _ in range(3):
+        log.transfer(a, b, 10)
+    log.event("note", text="")
+    log.entries[-1] = json_event("note", {"text": "x" * (len(log.entries[-2]) - len(log.entries[-1]))})
+    assert len(log.entries[-1]) == len(log.entries[-2])  # one run of equal lengths in entries.bin
+    for _ in range(3):
+        log.transfer(a, b, 10)
+    log.checkpoint()
+    assert verify(log.write(tmp_path / "note"), key).ok
+    replay = Replay()
+    replay.apply_entries(0, log.entries)
+    assert replay.json_kinds == {"note": 1} and replay.accounts[a.bytes].debits_posted == 60
+    log.entries.insert(7, b"\x09" + log.entries[7][1:])  # a transfer's bytes under an unknown tag
+    log.checkpoints.clear()
+    log.checkpoint()
+    failed(verify(log.write(tmp_path / "unknown"), key), "entry 7: undecodable event: unknown event tag", 7)
+
+
 # -- tampering with checkpoints -----------------------------------------------------------------------
 
 
@@ -439,9 +495,7 @@ def test_the_log_origin_is_pinned(log: LogBuilder, key: LogKey, tmp_path: Path) 
     failed(verify_export(export, [key.verifier], None, origin="other.example/log"), "export manifest origin")
     state = tmp_path / "state.json"
     assert verify(export, key, state).ok
-    record = json.loads(state.read_text())
-    record["origin"] = "other.example/log"
-    state.write_text(json.dumps(record))
+    _edit_state(state, lambda record: record.update(origin="other.example/log"))
     failed(
         verify(export, key, state), "is not the log's origin 'other.example/log'"
     )  # remembered from before
@@ -450,27 +504,67 @@ def test_the_log_origin_is_pinned(log: LogBuilder, key: LogKey, tmp_path: Path) 
     )
 
 
+def _edit_state(path: Path, change: Callable[[dict[str, Any]], object], tail: int = 0) -> None:
+    """Change the state file's first line (its JSON) with `change`; `tail` bytes more or fewer after it."""
+    line, sections = path.read_bytes().split(b"\n", 1)
+    record = json.loads(line)
+    change(record)
+    sections = sections + bytes(tail) if tail >= 0 else sections[:tail]
+    path.write_bytes(json.dumps(record).encode() + b"\n" + sections)
+
+
+def _moved_between_sections(record: dict[str, Any], shrunk: str, grown: str, count: int) -> None:
+    lengths = dict(record["sections"])
+    lengths[shrunk] -= count
+    lengths[grown] += count
+    record["sections"] = [[name, lengths[name]] for name, _ in record["sections"]]
+
+
 @pytest.mark.parametrize(
-    ("damage", "phrase"),
+    ("damage", "tail", "phrase"),
     [
-        (lambda record: record.update(size=record["size"] + 1), "state compact_range does not match"),
-        (lambda record: record.update(leaf_hashes="not base64!"), "state leaf_hashes is not base64"),
+        (lambda record: record.update(size=record["size"] + 1), 0, "state compact_range does not match"),
         (
-            lambda record: record["replay"].update(transfer_ids="AAAA"),
+            lambda record: _moved_between_sections(record, "leaf_hashes", "replay.transfer_ids", 32),
+            0,
+            "leaf hashes for size",
+        ),
+        (
+            lambda record: _moved_between_sections(record, "replay.transfer_ids", "replay.timestamps", 8),
+            0,
             "not a whole number of 16-byte records",
         ),
-        (lambda record: record.pop("replay"), "state replay is not a dict"),
+        (lambda record: None, -1, "state sections declare"),  # a truncated file
+        (lambda record: None, 1, "state sections declare"),
+        (lambda record: record["sections"].pop(), 0, "state sections declare"),
+        (lambda record: record.pop("replay"), 0, "state replay is not a dict"),
+        (lambda record: record.update(format="amiyan-audit-verifier-state/1"), 0, "has the older format"),
     ],
 )
 def test_a_damaged_state_file_is_refused(
-    log: LogBuilder, key: LogKey, tmp_path: Path, damage: Callable[[dict[str, Any]], object], phrase: str
+    log: LogBuilder,
+    key: LogKey,
+    tmp_path: Path,
+    damage: Callable[[dict[str, Any]], object],
+    tail: int,
+    phrase: str,
 ) -> None:
     export, state = log.write(tmp_path / "export"), tmp_path / "state.json"
     assert verify(export, key, state).ok
-    record = json.loads(state.read_text())
-    damage(record)
-    state.write_text(json.dumps(record))
+    _edit_state(state, damage, tail)
     failed(verify(export, key, state, incremental=True), phrase)
+
+
+def test_the_state_file_keeps_its_growing_parts_binary(log: LogBuilder, key: LogKey, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    assert verify(log.write(tmp_path / "export"), key, state).ok
+    line, sections = state.read_bytes().split(b"\n", 1)
+    record = json.loads(line)
+    size = len(log.entries)
+    assert record["size"] == size and record["format"] == "amiyan-audit-verifier-state/2"
+    assert dict(record["sections"])["leaf_hashes"] == 32 * size
+    assert sections.startswith(b"".join(leaf_hash(entry) for entry in log.entries))
+    assert len(record["replay"]["accounts"]) == 6  # readable: every account's counters in the first line
 
 
 # -- replaying the ledger's rules ---------------------------------------------------------------------
@@ -504,9 +598,11 @@ def test_an_unbalanced_ledger_is_caught(log: LogBuilder, key: LogKey, tmp_path: 
     state = tmp_path / "state.json"
     log.write(tmp_path / "export")
     assert verify(tmp_path / "export", key, state).ok
-    record = json.loads(state.read_text())
-    record["replay"]["accounts"][0][4] += 1  # debits_posted of one account
-    state.write_text(json.dumps(record))
+
+    def one_more_debit(record: dict[str, Any]) -> None:
+        record["replay"]["accounts"][0][4] += 1  # debits_posted of one account
+
+    _edit_state(state, one_more_debit)
     failed(verify(tmp_path / "export", key, state, incremental=True), "unbalanced: sum of debits_posted")
 
 
@@ -631,7 +727,7 @@ def test_replay_state_round_trips_and_continues(log: LogBuilder) -> None:
     half = len(log.entries) // 2
     first = Replay()
     first.apply_entries(0, log.entries[:half])
-    resumed = Replay.from_state(json.loads(json.dumps(first.to_state())))
+    resumed = Replay.from_state(first.to_state())
     resumed.apply_entries(half, log.entries[half:])
     resumed.finish()
     assert resumed.to_state() == whole.to_state()

@@ -1,28 +1,27 @@
-"""What a replay remembers between audits, and its JSON-able form.
+"""What a replay remembers between audits, and its saved form (JSON values and packed bytes).
 
     Books            the records `ledger.audit.replay.Replay` keeps: accounts, open pendings, resolutions,
                      transfer ids and timestamps seen, JSON kinds counted, entries applied
     encode, decode   Books <-> a dict of JSON values
 
-The dict (format "amiyan-replay/1"):
+The dict (format "amiyan-replay/2"):
     size            entries applied
     accounts        [[id hex, asset, flags, debits_pending, debits_posted, credits_pending, credits_posted,
                       last timestamp], ...]
     pending         [[id hex, debit hex, credit hex, amount, flags, asset, timestamp, timeout_s], ...]
-    resolved        base64 of (pending id 16 bytes, resolving flags u32, entry index u64) records
-    transfer_ids    base64 of the 16-byte ids, concatenated
-    timestamps      base64 of the timestamps as big-endian i64
+    resolved        bytes: (pending id 16 bytes, resolving flags u32, entry index u64) records
+    transfer_ids    bytes: the 16-byte ids, concatenated
+    timestamps      bytes: the timestamps as big-endian i64
     json_kinds      {kind: count}
 Everything is in log order (the order the books met it), which is deterministic without sorting: the same
 log gives the same file whether it was replayed in one run or several. (Sorting a million ids costs more
 than replaying them.) The records that grow with the log are packed binary (a million transfers: 16 MB of
-ids), the rest is plain JSON so a person can read an account's counters in the file.
+ids), which the state file (`ledger.audit.verify_state`) stores as binary sections; the rest is plain
+JSON so a person can read an account's counters in the file.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import struct
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,7 +39,7 @@ __all__ = [
     "encode",
 ]
 
-STATE_FORMAT: Final = "amiyan-replay/1"
+STATE_FORMAT: Final = "amiyan-replay/2"
 _ID_SIZE_BYTES: Final = 16
 _RESOLVED: Final = struct.Struct(">16sIQ")
 _TIMESTAMP: Final = struct.Struct(">q")
@@ -187,7 +186,7 @@ class Books:
 
 
 def encode(books: Books) -> dict[str, object]:
-    """The books as JSON values, in log order (see the module docstring)."""
+    """The books as JSON values and bytes, in log order (see the module docstring)."""
     assert not books.transfer_ids.unsettled, "settle the transfer ids before saving the books"
     accounts = [
         [account_id.hex(), a.asset, a.flags, a.debits_pending, a.debits_posted, a.credits_pending,
@@ -216,9 +215,9 @@ def encode(books: Books) -> dict[str, object]:
         "size": books.size,
         "accounts": accounts,
         "pending": pending,
-        "resolved": _b64(resolved),
-        "transfer_ids": _b64(b"".join(books.transfer_ids.order)),
-        "timestamps": _b64(struct.pack(f">{len(stamps)}q", *stamps)),
+        "resolved": resolved,
+        "transfer_ids": b"".join(books.transfer_ids.order),
+        "timestamps": struct.pack(f">{len(stamps)}q", *stamps),
         "json_kinds": dict(sorted(books.json_kinds.items())),
     }
 
@@ -261,13 +260,9 @@ def _rows(state: Mapping[str, object], name: str, width: int) -> list[list[objec
 
 
 def _blob(state: Mapping[str, object], name: str, record_size: int) -> bytes:
-    text = state.get(name)
-    if not isinstance(text, str):
-        raise ValueError(f"replay state: {name} is not a base64 string")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise ValueError(f"replay state: {name} is not base64") from None
+    data = state.get(name)
+    if not isinstance(data, bytes):
+        raise ValueError(f"replay state: {name} is missing (it is binary)")
     if len(data) % record_size:
         raise ValueError(f"replay state: {name} is not a whole number of {record_size}-byte records")
     return data
@@ -294,7 +289,3 @@ def _natural(value: object, name: str) -> int:
     if number < 0:
         raise ValueError(f"replay state: {name} is negative")
     return number
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -41,8 +41,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.audit.export_format import AuditExport, ExportedCheckpoint, ExportFormatError, read_export
-from ledger.audit.merkle import EMPTY_ROOT, CompactRange, ProofError, verify_consistency
+from ledger.audit.export_format import (
+    AuditExport,
+    ExportedCheckpoint,
+    ExportFormatError,
+    FramedEntries,
+    read_export,
+)
+from ledger.audit.merkle import EMPTY_ROOT, HASH_SIZE_BYTES, CompactRange, ProofError, verify_consistency
 from ledger.audit.replay import Replay, ReplayError
 from ledger.audit.signed_note import (
     Checkpoint,
@@ -115,7 +121,7 @@ class _Run:
         self.root = EMPTY_ROOT
         self.entries_verified = 0
         self.checkpoints = 0
-        self.export = AuditExport("", [], [], [], [])
+        self.export = AuditExport("", FramedEntries(b"", ()), b"", [], [])
         self.previous: VerifierState | None = None
         self.resumed_from = 0  # the saved size an incremental run starts after (0: from the first entry)
         self.saved_size_seen = False
@@ -131,7 +137,7 @@ class _Run:
         self._prepare(directory)
         export = self.export
         sizes = [record.size for record in export.checkpoints]
-        with BackgroundHashing(export.entries, export.leaf_hashes, self.compact, sizes) as hashing:
+        with BackgroundHashing(export.entries, export.leaf_hash_bytes, self.compact, sizes) as hashing:
             self._replay_ahead(sizes)
             self.hashed = hashing.result()
         for number, record in enumerate(self.export.checkpoints, start=1):
@@ -227,9 +233,9 @@ class _Run:
         entries, start = self.export.entries, self.resumed_from
         newest = max((size for size in sizes if start < size <= len(entries)), default=start)
         try:
-            self.replay.apply_entries(start, entries[start:newest])
+            self.replay.apply_entries(start, entries.window(start, newest))
             self.replay_snapshot = self.replay.to_state() if self.state_path is not None else None
-            self.replay.apply_entries(newest, entries[newest:])
+            self.replay.apply_entries(newest, entries.window(newest, len(entries)))
         except ReplayError as error:
             self.replay_error = error
 
@@ -340,7 +346,7 @@ class _Run:
         return self.previous.first_changed_entry(self.export.entries) if self.previous is not None else None
 
     def _check_counts(self, directory: Path) -> None:
-        entries, hashes = len(self.export.entries), len(self.export.leaf_hashes)
+        entries, hashes = len(self.export.entries), len(self.export.leaf_hash_bytes) // HASH_SIZE_BYTES
         if hashes != entries:
             raise _Failure(
                 f"leaf_hashes.bin holds {hashes} hashes for {entries} entries", min(hashes, entries)
@@ -365,7 +371,8 @@ class _Run:
             size=self.size,
             root=self.root,
             compact_range=self.compact.to_bytes(),
-            leaf_hashes=kept + b"".join(self.export.leaf_hashes[self.resumed_from : self.size]),
+            leaf_hashes=kept
+            + self.export.leaf_hash_bytes[self.resumed_from * HASH_SIZE_BYTES : self.size * HASH_SIZE_BYTES],
             key_events=tuple(event for event in self.keys.events if event[0] < self.size),
             replay=snapshot,
         )

@@ -13,8 +13,10 @@ the replay handler for the event (it checks its shape), `cover(size)` applies wh
 hash_entries / BackgroundHashing: every entry's leaf hash checked against the stored one, and the tree's
 compact range at each checkpoint size. This half of a verification is independent of the replay until the
 verdict, so on a machine with `fork` it runs in a child process while the parent replays: on our 2-core
-machine a million entries cost ~1.2 s of hashing and ~1.3 s of replay, which then overlap. Small jobs,
-and systems without `fork`, compute in-process; a child that dies is redone in-process.
+machine 210,000 entries cost ~0.2 s of hashing (leaves and tree, about half each) and ~0.15 s of replay,
+which then overlap. The child inherits the export's bytes (no copy, no pickling) and hashes straight from
+entries.bin's framing. Small jobs, and systems without `fork`, compute in-process; a child that dies is
+redone in-process.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Final
 
-from ledger.audit.merkle import CompactRange
+from ledger.audit.export_format import LENGTH_PREFIX_BYTES, FramedEntries
+from ledger.audit.merkle import HASH_SIZE_BYTES, CompactRange
 from ledger.audit.replay import ReplayError
 from ledger.audit.signed_note import NoteError, Verifier, parse_verifier_key
 from ledger.audit.verify_state import KEY_ACTIONS, KeyEvent
@@ -91,24 +94,36 @@ class HashedEntries:
 
 
 def hash_entries(
-    entries: Sequence[bytes], stored: Sequence[bytes], compact: CompactRange, sizes: Sequence[int]
+    entries: FramedEntries, stored: bytes, compact: CompactRange, sizes: Sequence[int]
 ) -> HashedEntries:
-    """Leaf-hash `entries[compact.size:]`, compare with `stored`, and extend `compact` to each of `sizes`."""
-    start = compact.size
-    sha256 = hashlib.sha256
-    computed = [sha256(b"\x00" + entry).digest() for entry in entries[start:]]
-    theirs = stored[start : len(entries)]  # extra stored hashes are for the caller to count
+    """Leaf-hash `entries[compact.size:]`, compare with `stored` (leaf_hashes.bin: 32 bytes per entry), and
+    extend `compact` to each of `sizes`."""
+    start, end = compact.size, len(entries)
+    computed = _leaf_hashes(entries.window(start, end))
+    theirs = stored[start * HASH_SIZE_BYTES : end * HASH_SIZE_BYTES]  # extra stored hashes: the caller counts
     mismatch = None
-    if computed != theirs:  # the first difference, else the first entry without a stored hash
-        pairs = enumerate(zip(computed, theirs, strict=False), start)
-        differences = (index for index, (mine, stored_hash) in pairs if mine != stored_hash)
-        mismatch = next(differences, start + len(theirs))
+    joined = b"".join(computed)
+    if joined != theirs:  # the first difference, else the first entry without a stored hash
+        common = len(theirs) // HASH_SIZE_BYTES
+        spans = (slice(k * HASH_SIZE_BYTES, (k + 1) * HASH_SIZE_BYTES) for k in range(common))
+        differences = (start + k for k, span in enumerate(spans) if joined[span] != theirs[span])
+        mismatch = next(differences, start + common)
     hashes, size = list(compact.hashes), start
     compacts: dict[int, CompactRange] = {}
-    for wanted in sorted({wanted for wanted in sizes if start < wanted <= len(entries)}):
+    for wanted in sorted({wanted for wanted in sizes if start < wanted <= end}):
         size = _extend(hashes, size, computed[size - start : wanted - start])
         compacts[wanted] = CompactRange.from_hashes(size, hashes)
-    return HashedEntries(start, mismatch, len(stored), compacts)
+    return HashedEntries(start, mismatch, len(stored) // HASH_SIZE_BYTES, compacts)
+
+
+def _leaf_hashes(entries: FramedEntries) -> list[bytes]:
+    # Straight from the framing: one bytes slice per entry, no list of entries first.
+    sha256, data, hashes = hashlib.sha256, entries.data, []
+    for _, offset, count, length in entries.runs:
+        start, stride = offset + LENGTH_PREFIX_BYTES, length + LENGTH_PREFIX_BYTES
+        ends = range(start, start + count * stride, stride)
+        hashes += [sha256(b"\x00" + data[at : at + length]).digest() for at in ends]
+    return hashes
 
 
 def _extend(hashes: list[bytes], size: int, leaves: Sequence[bytes]) -> int:
@@ -133,7 +148,7 @@ class BackgroundHashing:
     """
 
     def __init__(
-        self, entries: Sequence[bytes], stored: Sequence[bytes], compact: CompactRange, sizes: Sequence[int]
+        self, entries: FramedEntries, stored: bytes, compact: CompactRange, sizes: Sequence[int]
     ) -> None:
         self._job = (entries, stored, compact, sizes)
         self._result: HashedEntries | None = None
@@ -180,9 +195,7 @@ class BackgroundHashing:
         self._receiver = self._process = None
 
 
-def _hash_and_send(
-    job: tuple[Sequence[bytes], Sequence[bytes], CompactRange, Sequence[int]], sender: Connection
-) -> None:
+def _hash_and_send(job: tuple[FramedEntries, bytes, CompactRange, Sequence[int]], sender: Connection) -> None:
     sender.send(hash_entries(*job))
     sender.close()
 
