@@ -121,7 +121,7 @@ class Replay:
                     event.asset, event.flags, event.pending_id.bytes, event.timeout_s, event.timestamp,
                 )  # fmt: skip
                 self.transfer_ids.unsettled.append(fields[0])  # checked for a repeat at `_settle_ids`
-                self.transfer_ids.unsettled_at.append(index)
+                self.transfer_ids.unsettled_spans.append((index, 1))
                 self._transfer(index, fields)
             elif isinstance(event, AccountEvent):
                 self._account(index, event.id.bytes, event.asset, event.flags)
@@ -227,7 +227,7 @@ class Replay:
                         check_limits(index, timestamp, debit_id, debit, credit_id, credit)
         finally:
             stamps.high = max(stamps.high, high)
-            ids.unsettled_at.extend(range(first_index, first_index + len(ids.unsettled) - ids_before))
+            ids.unsettled_spans.append((first_index, len(ids.unsettled) - ids_before))
 
     def finish(self) -> None:
         """The whole-log checks: debits equal credits, and pending counters equal the open pendings."""
