@@ -41,7 +41,7 @@ from ledger.audit.export_format import (
     frame_entries,
     write_export,
 )
-from ledger.audit.merkle import consistency_proof, leaf_hash, root_from_leaf_hashes
+from ledger.audit.merkle import CompactRange, consistency_proof, leaf_hash, root_from_leaf_hashes
 from ledger.audit.replay import Replay, ReplayError
 from ledger.audit.signed_note import (
     Checkpoint,
@@ -358,6 +358,33 @@ def test_any_single_byte_change_in_entries_bin_is_detected(
         raw[:position] + bytes([raw[position] ^ xor]) + raw[position + 1 :]
     )
     assert not verify(tampered, key).ok
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    verified=st.integers(0, 70),
+    new=st.integers(1, 70),
+    marks=st.lists(st.integers(1, 70), max_size=5),
+    damaged=st.integers(0, 140),
+)
+def test_hashing_gives_each_checkpoints_tree_and_the_first_bad_leaf(
+    verified: int, new: int, marks: list[int], damaged: int
+) -> None:
+    # An incremental run's start (`verified` leaves already in a compact range), checkpoint sizes after it.
+    entries = [index.to_bytes(2, "big") * (index % 3) for index in range(verified + new)]
+    hashes = [leaf_hash(entry) for entry in entries]
+    if damaged < len(hashes):
+        hashes[damaged] = bytes(32)
+    sizes = [verified + min(mark, new) for mark in marks]
+    before = CompactRange()
+    before.extend(leaf_hash(entry) for entry in entries[:verified])
+    hashed = verify_parts.hash_entries(FramedEntries.of(entries), b"".join(hashes), before, sizes)
+    for size in sizes:
+        expected = CompactRange()
+        expected.extend(leaf_hash(entry) for entry in entries[:size])
+        assert hashed.compacts[size] == expected
+    assert set(hashed.compacts) == set(sizes)
+    assert hashed.mismatch == (damaged if verified <= damaged < len(hashes) else None)
 
 
 def test_hashing_in_a_child_process_gives_the_same_verdicts(

@@ -108,11 +108,8 @@ def hash_entries(
         spans = (slice(k * HASH_SIZE_BYTES, (k + 1) * HASH_SIZE_BYTES) for k in range(common))
         differences = (start + k for k, span in enumerate(spans) if joined[span] != theirs[span])
         mismatch = next(differences, start + common)
-    hashes, size = list(compact.hashes), start
-    compacts: dict[int, CompactRange] = {}
-    for wanted in sorted({wanted for wanted in sizes if start < wanted <= end}):
-        size = _extend(hashes, size, computed[size - start : wanted - start])
-        compacts[wanted] = CompactRange.from_hashes(size, hashes)
+    wanted = sorted({size for size in sizes if start < size <= end})
+    compacts = _compact_ranges(compact, computed, wanted) if wanted else {}
     return HashedEntries(start, mismatch, len(stored) // HASH_SIZE_BYTES, compacts)
 
 
@@ -126,18 +123,43 @@ def _leaf_hashes(entries: FramedEntries) -> list[bytes]:
     return hashes
 
 
-def _extend(hashes: list[bytes], size: int, leaves: Sequence[bytes]) -> int:
-    # CompactRange.append inlined, with the hash function bound once: a third faster over a million leaves,
-    # and the tree is half of the hashing half of a verification.
+def _compact_ranges(
+    compact: CompactRange, leaves: Sequence[bytes], sizes: Sequence[int]
+) -> dict[int, CompactRange]:
+    """`compact` extended by `leaves`, as it stands at each of `sizes`.
+
+    Built a level at a time (a list comprehension per level is a sixth faster than appending leaf by leaf,
+    and the tree is half of the hashing). Level k holds the perfect subtrees of 2**k leaves, from the one
+    holding the first new leaf; when that one's left sibling ends where `compact` ends, it is `compact`'s
+    own level-k subtree, put in front. The range at size s is then, for each 1-bit k of s from the top,
+    the level-k subtree just before s >> k: a new one, or one `compact` already had.
+    """
+    start = compact.size
+    old = dict(zip(_one_bits(start), compact.hashes, strict=True))  # level -> its subtree in `compact`
     sha256 = hashlib.sha256
-    for merged in leaves:
-        carry = size
-        while carry & 1:  # each trailing 1-bit is a perfect subtree the size of the new one: merge
-            merged = sha256(b"\x01" + hashes.pop() + merged).digest()
-            carry >>= 1
-        hashes.append(merged)
-        size += 1
-    return size
+    levels: list[tuple[int, list[bytes]]] = []  # per level: the index of its first node, and its nodes
+    first, nodes = start, list(leaves)
+    while nodes:
+        if first & 1:
+            nodes, first = [old[len(levels)], *nodes], first - 1
+        levels.append((first, nodes))
+        pairs = iter(nodes)  # an odd last node has no parent yet: its sibling is past the end
+        nodes = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+        first >>= 1
+    ranges: dict[int, CompactRange] = {}
+    for size in sizes:
+        hashes: list[bytes] = []
+        for level in _one_bits(size):
+            index = (size >> level) - 1
+            first, nodes = levels[level] if level < len(levels) else (index + 1, [])
+            hashes.append(nodes[index - first] if first <= index else old[level])
+        ranges[size] = CompactRange.from_hashes(size, hashes)
+    return ranges
+
+
+def _one_bits(number: int) -> list[int]:
+    """The positions of the 1-bits of `number`, highest first: the levels of a compact range's subtrees."""
+    return [bit for bit in reversed(range(number.bit_length())) if number >> bit & 1]
 
 
 class BackgroundHashing:
