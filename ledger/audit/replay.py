@@ -187,13 +187,22 @@ class Replay:
         """
         transfer, account, unpack_at = self._transfer, self.accounts.get, _FRAMED_TRANSFER.unpack_from
         stamps, ids = self.timestamps, self.transfer_ids
-        add_id, add_stamp = ids.unsettled.append, stamps.recent.append
-        ids_before, high = len(ids.unsettled), stamps.high  # `stamps.high`, kept in a local here
+        unsettled, add_stamp = ids.unsettled, stamps.recent.append
+        add_id = unsettled.append
+        # No entry number is counted per entry: each entry queues exactly one id, so the entry at hand is
+        # number `first_index + len(unsettled) - 1 - ids_before`, worked out only where it is needed.
+        ids_before, high = len(unsettled), stamps.high  # `stamps.high`, kept in a local here
         single, single_linked, stride = _SINGLE_PHASE, _SINGLE_PHASE_LINKED, _FRAMED_TRANSFER.size
         try:
-            for index, (transfer_id, debit_id, credit_id, amount, asset, phase, timestamp) in enumerate(
-                _FRAMED_TRANSFER_BRIEF.iter_unpack(framed), first_index
-            ):
+            for (
+                transfer_id,
+                debit_id,
+                credit_id,
+                amount,
+                asset,
+                phase,
+                timestamp,
+            ) in _FRAMED_TRANSFER_BRIEF.iter_unpack(framed):
                 add_id(transfer_id)
                 debit, credit = account(debit_id), account(credit_id)
                 if (
@@ -208,7 +217,8 @@ class Replay:
                     or (debit.flags | credit.flags) & CLOSED
                 ):
                     stamps.high = high
-                    transfer(index, unpack_at(framed, (index - first_index) * stride))  # TransferFields
+                    position = len(unsettled) - 1 - ids_before
+                    transfer(first_index + position, unpack_at(framed, position * stride))  # TransferFields
                     high = stamps.high
                     continue
                 high = timestamp
@@ -224,10 +234,11 @@ class Replay:
                     ):
                         debit.last_timestamp = timestamp
                     else:
+                        index = first_index + len(unsettled) - 1 - ids_before
                         check_limits(index, timestamp, debit_id, debit, credit_id, credit)
         finally:
             stamps.high = max(stamps.high, high)
-            ids.unsettled_spans.append((first_index, len(ids.unsettled) - ids_before))
+            ids.unsettled_spans.append((first_index, len(unsettled) - ids_before))
 
     def finish(self) -> None:
         """The whole-log checks: debits equal credits, and pending counters equal the open pendings."""
