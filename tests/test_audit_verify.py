@@ -437,25 +437,66 @@ def test_the_framing_gives_back_every_entry_as_written(entries: list[bytes], dat
             frame_entries(framed.data[:cut])
 
 
-def test_an_entry_as_long_as_a_transfer_event_is_replayed_as_what_it_is(key: LogKey, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transfers", [3, 1500])  # a short run of transfer events, and a long one
+def test_an_entry_as_long_as_a_transfer_event_is_replayed_as_what_it_is(
+    key: LogKey, tmp_path: Path, transfers: int
+) -> None:
     log = LogBuilder(key)
     a, b = _two_plain_accounts(log)
-    for _ in range(3):
+    for _ in range(transfers):
         log.transfer(a, b, 10)
     log.event("note", text="")
     log.entries[-1] = json_event("note", {"text": "x" * (len(log.entries[-2]) - len(log.entries[-1]))})
     assert len(log.entries[-1]) == len(log.entries[-2])  # one run of equal lengths in entries.bin
-    for _ in range(3):
+    for _ in range(transfers):
         log.transfer(a, b, 10)
     log.checkpoint()
     assert verify(log.write(tmp_path / "note"), key).ok
-    replay = Replay()
+    replay, decoded = Replay(), Replay()
     replay.apply_entries(0, log.entries)
-    assert replay.json_kinds == {"note": 1} and replay.accounts[a.bytes].debits_posted == 60
-    log.entries.insert(7, b"\x09" + log.entries[7][1:])  # a transfer's bytes under an unknown tag
+    for index, entry in enumerate(log.entries):
+        decoded.apply(index, decode_event(entry))
+    assert replay.json_kinds == {"note": 1} and replay.accounts[a.bytes].debits_posted == 20 * transfers
+    assert replay.to_state() == decoded.to_state()
+    bad = len(log.entries) - 2
+    log.entries.insert(bad, b"\x09" + log.entries[bad][1:])  # a transfer's bytes under an unknown tag
     log.checkpoints.clear()
     log.checkpoint()
-    failed(verify(log.write(tmp_path / "unknown"), key), "entry 7: undecodable event: unknown event tag", 7)
+    failed(
+        verify(log.write(tmp_path / "unknown"), key), f"entry {bad}: undecodable event: unknown event", bad
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "phrase"),
+    [
+        ("repeated_id", "seen twice"),
+        ("zero_amount", "amount 0 is not positive"),
+        ("unknown_pending", "post of unknown pending transfer"),
+    ],
+)
+def test_a_bad_entry_inside_a_long_run_of_transfers_is_named(
+    key: LogKey, tmp_path: Path, fault: str, phrase: str
+) -> None:
+    log = LogBuilder(key)
+    a, b = _two_plain_accounts(log)
+    first = log.transfer(a, b, 10)
+    log.event("note", text="x" * 100)  # a JSON event as long as a transfer event, inside the run
+    assert len(log.entries[-1]) == len(log.entries[-2])
+    for _ in range(1500):
+        log.transfer(a, b, 10)
+    bad = len(log.entries)
+    if fault == "repeated_id":
+        log.transfer(a, b, 10, transfer_id=first)
+    elif fault == "zero_amount":
+        log.transfer(a, b, 0)
+    else:
+        log.transfer(a, b, 5, POST, pending_id=new_id())
+    for _ in range(1500):
+        log.transfer(a, b, 10)
+    log.checkpoint()
+    failed(verify(log.write(tmp_path), key), f"entry {bad}: ", bad)
+    assert phrase in verify(tmp_path, key).message
 
 
 # -- tampering with checkpoints -----------------------------------------------------------------------

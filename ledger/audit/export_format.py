@@ -27,7 +27,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import overload
 
 FORMAT = "amiyan-audit-export/1"
 HASH_SIZE_BYTES = 32
@@ -45,29 +45,27 @@ class ExportedCheckpoint:
     consistency_proof: tuple[bytes, ...]
 
 
-class EntryRun(NamedTuple):
-    """`entry_count` consecutive entries of `length` bytes each, numbered from `first`; the length prefix of
-    the first starts at byte `offset`, so entry `first + k` is the `length` bytes at
-    `offset + k * (length + 4) + 4`."""
-
-    first: int
-    offset: int
-    entry_count: int
-    length: int
+EntryRun = tuple[int, int, int, int]
+"""(first, offset, entry_count, length): `entry_count` consecutive entries of `length` bytes each, the
+first numbered `first` in its file, its length prefix at byte `offset`; so entry `first + k` is the
+`length` bytes at `offset + k * (length + 4) + 4`. A plain tuple: a log of varied lengths has one per
+entry."""
 
 
 class FramedEntries(Sequence[bytes]):
     """Entries in their entries.bin framing (u32 big-endian length, then the bytes), as runs of entries of
-    equal length. `data` holds whole framed entries only; `runs` cover it in order, entries numbered from
-    0."""
+    equal length. `data` is the file; `runs` cover entries `base` to `base + len(self) - 1` of it, in order
+    (a `window` keeps the file's numbering in its runs, so making one copies no run but its two ends);
+    indexing and iteration count from 0 as for any sequence."""
 
-    __slots__ = ("_firsts", "_size", "data", "runs")
+    __slots__ = ("_firsts", "_size", "base", "data", "runs")
 
-    def __init__(self, data: bytes, runs: Sequence[EntryRun]) -> None:
+    def __init__(self, data: bytes, runs: Sequence[EntryRun], base: int = 0) -> None:
         self.data = data
         self.runs = tuple(runs)
-        self._firsts = [run.first for run in self.runs]
-        self._size = self.runs[-1].first + self.runs[-1].entry_count if self.runs else 0
+        self.base = base
+        self._size = self.runs[-1][0] + self.runs[-1][2] - base if self.runs else 0
+        self._firsts: list[int] | None = None  # each run's first entry, for bisection; made when needed
 
     @classmethod
     def of(cls, entries: Iterable[bytes]) -> "FramedEntries":
@@ -76,18 +74,23 @@ class FramedEntries(Sequence[bytes]):
         return frame_entries(b"".join(part for entry in entries for part in (pack(len(entry)), entry)))
 
     def window(self, start: int, stop: int) -> "FramedEntries":
-        """Entries `start` to `stop - 1` (clipped to what there is), numbered from 0 again; no copy."""
+        """Entries `start` to `stop - 1` (clipped to what there is); no copy of the data."""
         start, stop = max(start, 0), min(stop, self._size)
-        runs = []
-        for first, offset, count, length in self.runs[max(bisect.bisect_right(self._firsts, start) - 1, 0) :]:
-            if first >= stop:
-                break
-            skip = max(start - first, 0)
-            taken = min(first + count, stop) - first - skip
-            if taken > 0:
-                at = offset + skip * (length + LENGTH_PREFIX_BYTES)
-                runs.append(EntryRun(first + skip - start, at, taken, length))
-        return FramedEntries(self.data, runs)
+        if start == 0 and stop == self._size:
+            return self
+        if start >= stop:
+            return FramedEntries(self.data, (), self.base + start)
+        low, high = self.base + start, self.base + stop
+        firsts = self._run_firsts()
+        runs = list(self.runs[bisect.bisect_right(firsts, low) - 1 : bisect.bisect_left(firsts, high)])
+        first, offset, count, length = runs[0]
+        if first < low:
+            skipped = low - first
+            runs[0] = (low, offset + skipped * (length + LENGTH_PREFIX_BYTES), count - skipped, length)
+        first, offset, count, length = runs[-1]
+        if first + count > high:
+            runs[-1] = (first, offset, high - first, length)
+        return FramedEntries(self.data, runs, low)
 
     def __len__(self) -> int:
         return self._size
@@ -105,8 +108,9 @@ class FramedEntries(Sequence[bytes]):
         position = index + self._size if index < 0 else index
         if not 0 <= position < self._size:
             raise IndexError(f"entry {index} of {self._size}")
-        first, offset, _, length = self.runs[bisect.bisect_right(self._firsts, position) - 1]
-        at = offset + (position - first) * (length + LENGTH_PREFIX_BYTES) + LENGTH_PREFIX_BYTES
+        number = self.base + position
+        first, offset, _, length = self.runs[bisect.bisect_right(self._run_firsts(), number) - 1]
+        at = offset + (number - first) * (length + LENGTH_PREFIX_BYTES) + LENGTH_PREFIX_BYTES
         return self.data[at : at + length]
 
     def __iter__(self) -> Iterator[bytes]:
@@ -115,6 +119,11 @@ class FramedEntries(Sequence[bytes]):
             start, stride = offset + LENGTH_PREFIX_BYTES, length + LENGTH_PREFIX_BYTES
             for at in range(start, start + count * stride, stride):
                 yield data[at : at + length]
+
+    def _run_firsts(self) -> list[int]:
+        if self._firsts is None:
+            self._firsts = [run[0] for run in self.runs]
+        return self._firsts
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,20 +215,19 @@ def read_export(directory: Path) -> AuditExport:
 def frame_entries(data: bytes) -> FramedEntries:
     """The entries in `data` (entries.bin's framing); raises ExportFormatError where the framing breaks."""
     runs: list[EntryRun] = []
-    offset, first, end = 0, 0, len(data)
+    unpack, offset, first, end = _LENGTH.unpack_from, 0, 0, len(data)
     while offset < end:
         if offset + LENGTH_PREFIX_BYTES > end:
             raise ExportFormatError(f"entries.bin ends inside a length prefix at byte {offset}")
-        prefix = data[offset : offset + LENGTH_PREFIX_BYTES]
-        (length,) = _LENGTH.unpack(prefix)
+        (length,) = unpack(data, offset)
         stride = length + LENGTH_PREFIX_BYTES
-        if offset + stride > end:
-            raise ExportFormatError(f"entries.bin: entry {first} runs past the end of the file")
         following = offset + stride
-        same = 0  # checking the next prefix first keeps a log of varied lengths cheap
-        if data[following : following + LENGTH_PREFIX_BYTES] == prefix:
-            same = _repeats(data, following, stride, prefix)
-        runs.append(EntryRun(first, offset, 1 + same, length))
+        if following > end:
+            raise ExportFormatError(f"entries.bin: entry {first} runs past the end of the file")
+        same = 0  # checking the next length first keeps a log of varied lengths cheap
+        if following + LENGTH_PREFIX_BYTES <= end and unpack(data, following)[0] == length:
+            same = _repeats(data, following, stride, data[offset : offset + LENGTH_PREFIX_BYTES])
+        runs.append((first, offset, 1 + same, length))
         offset += (1 + same) * stride
         first += 1 + same
     return FramedEntries(data, runs)

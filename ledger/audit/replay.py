@@ -37,8 +37,9 @@ from __future__ import annotations
 import re
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
+from typing import Any, Final
 
 from ledger.audit.events import (
     ACCOUNT_EVENT,
@@ -72,20 +73,26 @@ from ledger.transfers import StoredTransfer
 
 __all__ = ["JsonHandler", "Replay", "ReplayError"]
 
-# What replay reads of a transfer event (`TransferFields`). Tag, code, user data and effective date are
-# skipped ("x" bytes): fewer objects per entry.
-_TRANSFER_FIELDS: Final = struct.Struct(">x16s16s16sqH2xI16sI16x8x4x4xq")
 _ACCOUNT_FIELDS: Final = struct.Struct(">x16sH2xI16x8x4xq")  # id, asset, flags, timestamp
-assert _TRANSFER_FIELDS.size == TRANSFER_EVENT.size and _ACCOUNT_FIELDS.size == ACCOUNT_EVENT.size
-# The same fields of a transfer event with its length prefix in front, as entries.bin frames it; and what
-# the fast path reads: flags, pending_id and timeout_s are adjacent, so they are one 24-byte field, which a
-# single-phase transfer has all zero (or with the LINKED flag only). Fewer objects per entry.
-_FRAMED_TRANSFER: Final = struct.Struct(f">{LENGTH_PREFIX_BYTES}x{_TRANSFER_FIELDS.format[1:]}")
+assert _ACCOUNT_FIELDS.size == ACCOUNT_EVENT.size
+# What the replay reads of a transfer event, with its length prefix in front as entries.bin frames it: id,
+# debit, credit, amount, asset, then flags, pending_id and timeout_s as one 24-byte field (adjacent in the
+# event; a single-phase transfer has them all zero, or the LINKED flag only), timestamp. Tag, code, user
+# data and effective date are skipped ("x" bytes): fewer objects per entry.
 _FRAMED_TRANSFER_BRIEF: Final = struct.Struct(f">{LENGTH_PREFIX_BYTES}xx16s16s16sqH2x24s16x8x4x4xq")
+_PHASE: Final = struct.Struct(">I16sI")  # the 24-byte field: flags, pending_id, timeout_s
 _SINGLE_PHASE: Final = bytes(24)
-_SINGLE_PHASE_LINKED: Final = LINKED.to_bytes(4, "big") + bytes(20)
-assert _FRAMED_TRANSFER_BRIEF.size == _FRAMED_TRANSFER.size == LENGTH_PREFIX_BYTES + TRANSFER_EVENT.size
+_SINGLE_PHASE_LINKED: Final = _PHASE.pack(LINKED, ZERO_ID, 0)
+assert _FRAMED_TRANSFER_BRIEF.size == LENGTH_PREFIX_BYTES + TRANSFER_EVENT.size
 _NOT_TRANSFER_TAG: Final = re.compile(b"[^%c]" % TRANSFER_TAG)
+
+_Record = tuple[Any, ...]
+"""What `Replay._walk` takes per entry: a transfer event's brief fields (7 members, from
+`_FRAMED_TRANSFER_BRIEF`), or for any other entry (None, its bytes, None, None, None, None, None)."""
+_OTHER_PADDING: Final = (None,) * 5
+_STRETCH_ENTRIES_MIN: Final = 1024
+"""Runs of fewer transfer events are gathered into lists of records (as are all other entries); a list is
+handed over at this length."""
 
 JsonHandler = Callable[[int, Mapping[str, object]], None]
 """A rule for one JSON event kind: called with the entry index and the event's fields (without `kind`)."""
@@ -136,20 +143,13 @@ class Replay:
     def apply_entries(self, first_index: int, entries: Iterable[bytes]) -> None:
         """Apply raw log entries from `first_index` on: the fast path (no decoded dataclasses).
 
-        Entries already framed (`FramedEntries`, as the verifier reads entries.bin) are walked run by run;
+        Entries already framed (`FramedEntries`, as the verifier reads entries.bin) are unpacked in place;
         any other iterable is framed first. Every entry is checked exactly as `apply` checks it.
         """
         self._expect(first_index)
         framed = entries if isinstance(entries, FramedEntries) else FramedEntries.of(entries)
-        data = framed.data
         try:
-            for first, offset, count, length in framed.runs:
-                if length == _TRANSFER_FIELDS.size:
-                    self._transfer_sized(first_index + first, data, offset, count)
-                    continue
-                start, stride = offset + LENGTH_PREFIX_BYTES, length + LENGTH_PREFIX_BYTES
-                for index, at in enumerate(range(start, start + count * stride, stride), first_index + first):
-                    self._other_entry(index, data[at : at + length])
+            self._walk(first_index, chain.from_iterable(_stretches(framed)))
         except ReplayError as error:
             self.size = first_index if error.index is None else error.index
             self._settle_ids()  # a repeated transfer id before (or at) the fault is the first violation
@@ -157,52 +157,29 @@ class Replay:
         self._settle_ids()
         self.size = first_index + len(framed)
 
-    def _transfer_sized(self, first_index: int, data: bytes, offset: int, count: int) -> None:
-        # A run of entries of a transfer event's size: the transfers among them (nearly all) go to
-        # `_transfers` in stretches; one with another tag (a JSON event that happens to be this long, or
-        # damage) is taken on its own.
-        stride = _FRAMED_TRANSFER.size
-        tags = data[offset + LENGTH_PREFIX_BYTES : offset + count * stride : stride]
-        view = memoryview(data)
-        position = 0
-        while position < count:
-            other = _NOT_TRANSFER_TAG.search(tags, position)
-            stop = count if other is None else other.start()
-            if stop > position:
-                self._transfers(
-                    first_index + position, view[offset + position * stride : offset + stop * stride]
-                )
-            if other is not None:
-                at = offset + stop * stride + LENGTH_PREFIX_BYTES
-                self._other_entry(first_index + stop, data[at : at + _TRANSFER_FIELDS.size])
-                stop += 1
-            position = stop
-
-    def _transfers(self, first_index: int, framed: memoryview) -> None:
-        """Framed transfer events from `first_index` on.
+    def _walk(self, first_index: int, records: Iterable[_Record]) -> None:
+        """Apply `records` (see `_stretches`), the first being entry `first_index`.
 
         A single-phase transfer between known, open accounts of its asset is applied right here, which is
-        most of a ledger's log; anything else, and anything that breaks a rule, goes to `_transfer`, which
-        checks every rule in order and so names the first one broken. Every id is queued for `_settle_ids`.
+        most of a ledger's log; any other transfer, and any that breaks a rule, goes to `_transfer`, which
+        checks every rule in order and so names the first one broken; other entries go to `_other_entry`.
+        Every transfer's id is queued for `_settle_ids`.
         """
-        transfer, account, unpack_at = self._transfer, self.accounts.get, _FRAMED_TRANSFER.unpack_from
+        transfer, other_entry, account = self._transfer, self._other_entry, self.accounts.get
         stamps, ids = self.timestamps, self.transfer_ids
         unsettled, add_stamp = ids.unsettled, stamps.recent.append
         add_id = unsettled.append
-        # No entry number is counted per entry: each entry queues exactly one id, so the entry at hand is
-        # number `first_index + len(unsettled) - 1 - ids_before`, worked out only where it is needed.
-        ids_before, high = len(unsettled), stamps.high  # `stamps.high`, kept in a local here
-        single, single_linked, stride = _SINGLE_PHASE, _SINGLE_PHASE_LINKED, _FRAMED_TRANSFER.size
+        # No entry number is counted: each entry queues one item (its id, or None when it is no transfer),
+        # so the entry at hand is number `base + len(unsettled)`, worked out only where it is needed.
+        queued_before, high = len(unsettled), stamps.high  # `stamps.high`, kept in a local here
+        base = first_index - 1 - queued_before
+        single, single_linked = _SINGLE_PHASE, _SINGLE_PHASE_LINKED
         try:
-            for (
-                transfer_id,
-                debit_id,
-                credit_id,
-                amount,
-                asset,
-                phase,
-                timestamp,
-            ) in _FRAMED_TRANSFER_BRIEF.iter_unpack(framed):
+            for transfer_id, debit_id, credit_id, amount, asset, phase, timestamp in records:
+                if transfer_id is None:  # another kind of entry: its bytes come second
+                    add_id(None)
+                    other_entry(base + len(unsettled), debit_id)
+                    continue
                 add_id(transfer_id)
                 debit, credit = account(debit_id), account(credit_id)
                 if (
@@ -217,8 +194,9 @@ class Replay:
                     or (debit.flags | credit.flags) & CLOSED
                 ):
                     stamps.high = high
-                    position = len(unsettled) - 1 - ids_before
-                    transfer(first_index + position, unpack_at(framed, position * stride))  # TransferFields
+                    flags, pending_id, timeout_s = _PHASE.unpack(phase)
+                    fields = (transfer_id, debit_id, credit_id, amount, asset, flags, pending_id, timeout_s)
+                    transfer(base + len(unsettled), (*fields, timestamp))
                     high = stamps.high
                     continue
                 high = timestamp
@@ -234,11 +212,11 @@ class Replay:
                     ):
                         debit.last_timestamp = timestamp
                     else:
-                        index = first_index + len(unsettled) - 1 - ids_before
+                        index = base + len(unsettled)
                         check_limits(index, timestamp, debit_id, debit, credit_id, credit)
         finally:
             stamps.high = max(stamps.high, high)
-            ids.unsettled_spans.append((first_index, len(unsettled) - ids_before))
+            ids.unsettled_spans.append((first_index, len(unsettled) - queued_before))
 
     def finish(self) -> None:
         """The whole-log checks: debits equal credits, and pending counters equal the open pendings."""
@@ -348,3 +326,51 @@ class Replay:
                     None,
                     f"account {uuid_text(account_id)}: pending counters differ from its open pendings",
                 )
+
+
+def _stretches(framed: FramedEntries) -> Iterator[list[_Record] | Iterator[_Record]]:
+    """`framed`'s entries as `_Record`s, in order, a stretch at a time: the transfer events of a long run
+    unpacked straight from the framing (`iter_unpack`); the entries of short runs, and of runs of other
+    lengths, gathered into lists of at most `_STRETCH_ENTRIES_MIN`."""
+    data, view, stride = framed.data, memoryview(framed.data), _FRAMED_TRANSFER_BRIEF.size
+    unpack_at, gathered = _FRAMED_TRANSFER_BRIEF.unpack_from, []
+    for _, offset, count, length in framed.runs:
+        start, step = offset + LENGTH_PREFIX_BYTES, length + LENGTH_PREFIX_BYTES
+        if count == 1:  # among entries of other lengths (the cheapest way through for a log of those)
+            if length == TRANSFER_EVENT.size and data[start] == TRANSFER_TAG:
+                gathered.append(unpack_at(data, offset))
+            else:
+                gathered.append((None, data[start : start + length], *_OTHER_PADDING))
+            if len(gathered) >= _STRETCH_ENTRIES_MIN:
+                yield gathered
+                gathered = []
+            continue
+        if length != TRANSFER_EVENT.size or count < _STRETCH_ENTRIES_MIN:
+            for at in range(start, start + count * step, step):
+                if length == TRANSFER_EVENT.size and data[at] == TRANSFER_TAG:
+                    gathered.append(unpack_at(data, at - LENGTH_PREFIX_BYTES))
+                else:
+                    gathered.append((None, data[at : at + length], *_OTHER_PADDING))
+                if len(gathered) >= _STRETCH_ENTRIES_MIN:
+                    yield gathered
+                    gathered = []
+            continue
+        if gathered:
+            yield gathered
+            gathered = []
+        # Entries of a transfer event's size are transfers but for one with another tag now and then (a
+        # JSON event that happens to be this long, or damage): found among the tags by a regex.
+        tags = data[start : offset + count * stride : stride]
+        position = 0
+        while position < count:
+            found = _NOT_TRANSFER_TAG.search(tags, position)
+            stop = count if found is None else found.start()
+            transfers = view[offset + position * stride : offset + stop * stride]
+            yield _FRAMED_TRANSFER_BRIEF.iter_unpack(transfers)
+            if found is not None:
+                at = start + stop * stride
+                yield [(None, data[at : at + length], *_OTHER_PADDING)]
+                stop += 1
+            position = stop
+    if gathered:
+        yield gathered

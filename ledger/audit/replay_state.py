@@ -86,11 +86,11 @@ class SeenIds:
     """The transfer ids seen, in log order, checked for repeats a batch at a time.
 
     A million random 16-byte ids cost ~0.6 s looked up and inserted one at a time from Python, ~0.2 s as
-    one `set.update`. So `Replay` appends each id to `unsettled` (and where the ids came from to
-    `unsettled_spans`: (entry index of the first, how many ids) for each stretch of consecutive transfer
-    entries) and calls `settle` at the end of a batch of entries, and before it reports any other error,
-    so that a repeated id is still reported first, at its own entry. Ids restored from a saved state stay
-    one bytes blob for saving.
+    one `set.update`. So `Replay` appends each id to `unsettled` (None for an entry that is no transfer,
+    where that keeps the entries' numbers simple) and where the items came from to `unsettled_spans`
+    ((entry index of the first, how many items) for each stretch of consecutive entries), and calls
+    `settle` at the end of a batch of entries, and before it reports any other error, so that a repeated
+    id is still reported first, at its own entry. Ids restored from a saved state stay one bytes blob.
     """
 
     __slots__ = ("_saved", "_set", "order", "unsettled", "unsettled_spans")
@@ -99,7 +99,7 @@ class SeenIds:
         self._saved = saved  # the ids settled before a restore, concatenated in log order
         self._set = set(_records(saved, _ID_SIZE_BYTES))
         self.order: list[bytes] = []  # ids settled since, in log order
-        self.unsettled: list[bytes] = []
+        self.unsettled: list[bytes | None] = []
         self.unsettled_spans: list[tuple[int, int]] = []
 
     def settle(self) -> tuple[int, bytes] | None:
@@ -107,16 +107,19 @@ class SeenIds:
         batch, spans = self.unsettled, self.unsettled_spans
         if not batch:
             return None
+        ids = list(filter(None, batch))  # the transfers' ids (an id is 16 bytes, never empty)
         before = len(self._set)
-        self._set.update(batch)
-        if len(self._set) - before != len(batch):  # a repeat: find the first (error path, rebuilds the set)
+        self._set.update(ids)
+        if len(self._set) - before != len(ids):  # a repeat: find the first (error path, rebuilds the set)
             earlier = {*_records(self._saved, _ID_SIZE_BYTES), *self.order}
             indexes = (first + k for first, count in spans for k in range(count))
             for id_, index in zip(batch, indexes, strict=True):
+                if id_ is None:
+                    continue
                 if id_ in earlier:
                     return index, id_
                 earlier.add(id_)
-        self.order += batch
+        self.order += ids
         batch.clear()
         spans.clear()
         return None
