@@ -26,10 +26,10 @@ rewritten only when the verdict is OK. `incremental=True` starts from the saved 
 only the entries after the saved size: the old entries are not hashed again; the consistency proof from the
 saved root is what proves the new checkpoints extend them.
 
-How it runs: the hashing (leaf hashes and the tree at each checkpoint size) and the replay do not depend on
-each other, so the replay runs while a forked child hashes (`verify_parts.BackgroundHashing`); both are
-done ahead, and the walk above raises what they found in log order, so the verdict is the one a plain
-entry-by-entry walk would give.
+How it runs: the hashing (leaf hashes and the tree at each checkpoint size) and the replay (with its
+whole-log totals) do not depend on each other, so the replay runs while a forked child hashes
+(`verify_parts.BackgroundHashing`); both are done ahead, straight from entries.bin's bytes, and the walk
+raises what they found in log order: the verdict is the one a plain entry-by-entry walk would give.
 """
 
 from __future__ import annotations
@@ -41,13 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.audit.export_format import (
-    AuditExport,
-    ExportedCheckpoint,
-    ExportFormatError,
-    FramedEntries,
-    read_export,
-)
+from ledger.audit.export_format import AuditExport, ExportedCheckpoint, ExportFormatError, read_export
 from ledger.audit.merkle import EMPTY_ROOT, HASH_SIZE_BYTES, CompactRange, ProofError, verify_consistency
 from ledger.audit.replay import Replay, ReplayError
 from ledger.audit.signed_note import (
@@ -121,7 +115,7 @@ class _Run:
         self.root = EMPTY_ROOT
         self.entries_verified = 0
         self.checkpoints = 0
-        self.export = AuditExport("", FramedEntries(b"", ()), b"", [], [])
+        self.export: AuditExport  # read first thing in `verify`
         self.previous: VerifierState | None = None
         self.resumed_from = 0  # the saved size an incremental run starts after (0: from the first entry)
         self.saved_size_seen = False
@@ -130,6 +124,7 @@ class _Run:
         self.replay = Replay()
         # Found ahead of the checkpoint walk (the replay while a child process hashes), raised in log order.
         self.replay_error: ReplayError | None = None
+        self.totals_error: ReplayError | None = None  # the whole-log checks at the end (`Replay.finish`)
         self.replay_snapshot: dict[str, object] | None = None  # the replay at the newest checkpoint's size
         self.hashed = HashedEntries(0, None, 0, {})
 
@@ -155,10 +150,8 @@ class _Run:
         tail = len(export.entries) - self.size
         self._check_leaves(self.size, len(export.entries))
         self._check_replay(self.size, len(export.entries))
-        try:
-            self.replay.finish()
-        except ReplayError as error:
-            raise _Failure(f"replay: {error}", error.index) from None
+        if self.totals_error is not None:
+            raise _Failure(f"replay: {self.totals_error}", self.totals_error.index)
         self._check_counts(directory)
         if self.state_path is not None:
             try:
@@ -228,8 +221,9 @@ class _Run:
         self.size, self.root, self.resumed_from = previous.size, previous.root, previous.size
 
     def _replay_ahead(self, sizes: Sequence[int]) -> None:
-        # Replay everything now, remembering the first error; the checkpoint walk raises it in its turn, after
-        # the checks of the entries before it. The state to save is the replay at the newest checkpoint.
+        # Replay everything now, then the whole-log totals, remembering the first error; the checkpoint walk
+        # raises it in its turn, after the checks of the entries before it (the totals' error comes last).
+        # The state to save is the replay at the newest checkpoint.
         entries, start = self.export.entries, self.resumed_from
         newest = max((size for size in sizes if start < size <= len(entries)), default=start)
         try:
@@ -238,6 +232,11 @@ class _Run:
             self.replay.apply_entries(newest, entries.window(newest, len(entries)))
         except ReplayError as error:
             self.replay_error = error
+            return
+        try:
+            self.replay.finish()
+        except ReplayError as error:
+            self.totals_error = error
 
     # -- checkpoints -------------------------------------------------------------------------------
 
