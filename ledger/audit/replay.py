@@ -191,7 +191,7 @@ class Replay:
                     or debit is credit
                     or asset != debit.asset
                     or asset != credit.asset
-                    or (debit.flags | credit.flags) & CLOSED
+                    or (both_flags := debit.flags | credit.flags) & CLOSED
                 ):
                     stamps.high = high
                     flags, pending_id, timeout_s = _PHASE.unpack(phase)
@@ -203,7 +203,7 @@ class Replay:
                 add_stamp(timestamp)
                 debit.debits_posted += amount
                 credit.credits_posted += amount
-                if (debit.flags | credit.flags) & LIMITED:
+                if both_flags & LIMITED:  # set above: every condition was evaluated to get here
                     if (  # a voucher spending within its balance: check_limits' passing case, inlined
                         debit.flags == DEBITS_LIMITED
                         and not credit.flags & LIMITED

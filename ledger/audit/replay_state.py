@@ -119,7 +119,10 @@ class SeenIds:
                 if id_ in earlier:
                     return index, id_
                 earlier.add(id_)
-        self.order += ids
+        if self.order:
+            self.order += ids
+        else:  # the first batch (a whole export, in a verification): no copy
+            self.order = ids
         batch.clear()
         spans.clear()
         return None
