@@ -34,8 +34,14 @@ from ledger.accounts import AccountBalance, AccountFlags, AccountType
 from ledger.audit import verify_parts
 from ledger.audit.canonical import CanonicalValue
 from ledger.audit.events import account_event, decode_event, json_event, transfer_event
-from ledger.audit.export_format import ExportedCheckpoint, write_export
-from ledger.audit.merkle import consistency_proof, leaf_hash, root_from_leaf_hashes
+from ledger.audit.export_format import (
+    ExportedCheckpoint,
+    ExportFormatError,
+    FramedEntries,
+    frame_entries,
+    write_export,
+)
+from ledger.audit.merkle import CompactRange, consistency_proof, leaf_hash, root_from_leaf_hashes
 from ledger.audit.replay import Replay, ReplayError
 from ledger.audit.signed_note import (
     Checkpoint,
@@ -354,6 +360,33 @@ def test_any_single_byte_change_in_entries_bin_is_detected(
     assert not verify(tampered, key).ok
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    verified=st.integers(0, 70),
+    new=st.integers(1, 70),
+    marks=st.lists(st.integers(1, 70), max_size=5),
+    damaged=st.integers(0, 140),
+)
+def test_hashing_gives_each_checkpoints_tree_and_the_first_bad_leaf(
+    verified: int, new: int, marks: list[int], damaged: int
+) -> None:
+    # An incremental run's start (`verified` leaves already in a compact range), checkpoint sizes after it.
+    entries = [index.to_bytes(2, "big") * (index % 3) for index in range(verified + new)]
+    hashes = [leaf_hash(entry) for entry in entries]
+    if damaged < len(hashes):
+        hashes[damaged] = bytes(32)
+    sizes = [verified + min(mark, new) for mark in marks]
+    before = CompactRange()
+    before.extend(leaf_hash(entry) for entry in entries[:verified])
+    hashed = verify_parts.hash_entries(FramedEntries.of(entries), b"".join(hashes), before, sizes)
+    for size in sizes:
+        expected = CompactRange()
+        expected.extend(leaf_hash(entry) for entry in entries[:size])
+        assert hashed.compacts[size] == expected
+    assert set(hashed.compacts) == set(sizes)
+    assert hashed.mismatch == (damaged if verified <= damaged < len(hashes) else None)
+
+
 def test_hashing_in_a_child_process_gives_the_same_verdicts(
     log: LogBuilder, key: LogKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -373,6 +406,97 @@ def test_hashing_in_a_child_process_gives_the_same_verdicts(
             in_process[name].ok, in_process[name].message, in_process[name].first_bad_entry
         ), name  # fmt: skip
     assert in_child["clean"].ok and not in_child["recomputed"].ok
+
+
+# -- reading entries.bin ------------------------------------------------------------------------------
+
+
+def _bytes_of_length(length: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=length, max_size=length)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(st.sampled_from([0, 1, 57, 125, 125, 125, 130]).flatmap(_bytes_of_length), max_size=40),
+    data=st.data(),
+)
+def test_the_framing_gives_back_every_entry_as_written(entries: list[bytes], data: st.DataObject) -> None:
+    framed = FramedEntries.of(entries)
+    assert len(framed) == len(entries) and list(framed) == entries
+    assert [framed[index] for index in range(-len(entries), len(entries))] == entries + entries
+    start, stop = sorted(data.draw(st.integers(0, len(entries)), label="bound") for _ in range(2))
+    assert list(framed.window(start, stop)) == framed[start:stop] == entries[start:stop]
+    ends = [0]
+    for entry in entries:
+        ends.append(ends[-1] + 4 + len(entry))
+    cut = data.draw(st.integers(0, len(framed.data)), label="cut")
+    if cut in ends:
+        assert list(frame_entries(framed.data[:cut])) == entries[: ends.index(cut)]
+    else:
+        with pytest.raises(ExportFormatError, match=r"^entries\.bin"):
+            frame_entries(framed.data[:cut])
+
+
+@pytest.mark.parametrize("transfers", [3, 1500])  # a short run of transfer events, and a long one
+def test_an_entry_as_long_as_a_transfer_event_is_replayed_as_what_it_is(
+    key: LogKey, tmp_path: Path, transfers: int
+) -> None:
+    log = LogBuilder(key)
+    a, b = _two_plain_accounts(log)
+    for _ in range(transfers):
+        log.transfer(a, b, 10)
+    log.event("note", text="")
+    log.entries[-1] = json_event("note", {"text": "x" * (len(log.entries[-2]) - len(log.entries[-1]))})
+    assert len(log.entries[-1]) == len(log.entries[-2])  # one run of equal lengths in entries.bin
+    for _ in range(transfers):
+        log.transfer(a, b, 10)
+    log.checkpoint()
+    assert verify(log.write(tmp_path / "note"), key).ok
+    replay, decoded = Replay(), Replay()
+    replay.apply_entries(0, log.entries)
+    for index, entry in enumerate(log.entries):
+        decoded.apply(index, decode_event(entry))
+    assert replay.json_kinds == {"note": 1} and replay.accounts[a.bytes].debits_posted == 20 * transfers
+    assert replay.to_state() == decoded.to_state()
+    bad = len(log.entries) - 2
+    log.entries.insert(bad, b"\x09" + log.entries[bad][1:])  # a transfer's bytes under an unknown tag
+    log.checkpoints.clear()
+    log.checkpoint()
+    failed(
+        verify(log.write(tmp_path / "unknown"), key), f"entry {bad}: undecodable event: unknown event", bad
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "phrase"),
+    [
+        ("repeated_id", "seen twice"),
+        ("zero_amount", "amount 0 is not positive"),
+        ("unknown_pending", "post of unknown pending transfer"),
+    ],
+)
+def test_a_bad_entry_inside_a_long_run_of_transfers_is_named(
+    key: LogKey, tmp_path: Path, fault: str, phrase: str
+) -> None:
+    log = LogBuilder(key)
+    a, b = _two_plain_accounts(log)
+    first = log.transfer(a, b, 10)
+    log.event("note", text="x" * 100)  # a JSON event as long as a transfer event, inside the run
+    assert len(log.entries[-1]) == len(log.entries[-2])
+    for _ in range(1500):
+        log.transfer(a, b, 10)
+    bad = len(log.entries)
+    if fault == "repeated_id":
+        log.transfer(a, b, 10, transfer_id=first)
+    elif fault == "zero_amount":
+        log.transfer(a, b, 0)
+    else:
+        log.transfer(a, b, 5, POST, pending_id=new_id())
+    for _ in range(1500):
+        log.transfer(a, b, 10)
+    log.checkpoint()
+    failed(verify(log.write(tmp_path), key), f"entry {bad}: ", bad)
+    assert phrase in verify(tmp_path, key).message
 
 
 # -- tampering with checkpoints -----------------------------------------------------------------------
@@ -439,9 +563,7 @@ def test_the_log_origin_is_pinned(log: LogBuilder, key: LogKey, tmp_path: Path) 
     failed(verify_export(export, [key.verifier], None, origin="other.example/log"), "export manifest origin")
     state = tmp_path / "state.json"
     assert verify(export, key, state).ok
-    record = json.loads(state.read_text())
-    record["origin"] = "other.example/log"
-    state.write_text(json.dumps(record))
+    _edit_state(state, lambda record: record.update(origin="other.example/log"))
     failed(
         verify(export, key, state), "is not the log's origin 'other.example/log'"
     )  # remembered from before
@@ -450,27 +572,67 @@ def test_the_log_origin_is_pinned(log: LogBuilder, key: LogKey, tmp_path: Path) 
     )
 
 
+def _edit_state(path: Path, change: Callable[[dict[str, Any]], object], tail: int = 0) -> None:
+    """Change the state file's first line (its JSON) with `change`; `tail` bytes more or fewer after it."""
+    line, sections = path.read_bytes().split(b"\n", 1)
+    record = json.loads(line)
+    change(record)
+    sections = sections + bytes(tail) if tail >= 0 else sections[:tail]
+    path.write_bytes(json.dumps(record).encode() + b"\n" + sections)
+
+
+def _moved_between_sections(record: dict[str, Any], shrunk: str, grown: str, count: int) -> None:
+    lengths = dict(record["sections"])
+    lengths[shrunk] -= count
+    lengths[grown] += count
+    record["sections"] = [[name, lengths[name]] for name, _ in record["sections"]]
+
+
 @pytest.mark.parametrize(
-    ("damage", "phrase"),
+    ("damage", "tail", "phrase"),
     [
-        (lambda record: record.update(size=record["size"] + 1), "state compact_range does not match"),
-        (lambda record: record.update(leaf_hashes="not base64!"), "state leaf_hashes is not base64"),
+        (lambda record: record.update(size=record["size"] + 1), 0, "state compact_range does not match"),
         (
-            lambda record: record["replay"].update(transfer_ids="AAAA"),
+            lambda record: _moved_between_sections(record, "leaf_hashes", "replay.transfer_ids", 32),
+            0,
+            "leaf hashes for size",
+        ),
+        (
+            lambda record: _moved_between_sections(record, "replay.transfer_ids", "replay.timestamps", 8),
+            0,
             "not a whole number of 16-byte records",
         ),
-        (lambda record: record.pop("replay"), "state replay is not a dict"),
+        (lambda record: None, -1, "state sections declare"),  # a truncated file
+        (lambda record: None, 1, "state sections declare"),
+        (lambda record: record["sections"].pop(), 0, "state sections declare"),
+        (lambda record: record.pop("replay"), 0, "state replay is not a dict"),
+        (lambda record: record.update(format="amiyan-audit-verifier-state/1"), 0, "has the older format"),
     ],
 )
 def test_a_damaged_state_file_is_refused(
-    log: LogBuilder, key: LogKey, tmp_path: Path, damage: Callable[[dict[str, Any]], object], phrase: str
+    log: LogBuilder,
+    key: LogKey,
+    tmp_path: Path,
+    damage: Callable[[dict[str, Any]], object],
+    tail: int,
+    phrase: str,
 ) -> None:
     export, state = log.write(tmp_path / "export"), tmp_path / "state.json"
     assert verify(export, key, state).ok
-    record = json.loads(state.read_text())
-    damage(record)
-    state.write_text(json.dumps(record))
+    _edit_state(state, damage, tail)
     failed(verify(export, key, state, incremental=True), phrase)
+
+
+def test_the_state_file_keeps_its_growing_parts_binary(log: LogBuilder, key: LogKey, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    assert verify(log.write(tmp_path / "export"), key, state).ok
+    line, sections = state.read_bytes().split(b"\n", 1)
+    record = json.loads(line)
+    size = len(log.entries)
+    assert record["size"] == size and record["format"] == "amiyan-audit-verifier-state/2"
+    assert dict(record["sections"])["leaf_hashes"] == 32 * size
+    assert sections.startswith(b"".join(leaf_hash(entry) for entry in log.entries))
+    assert len(record["replay"]["accounts"]) == 6  # readable: every account's counters in the first line
 
 
 # -- replaying the ledger's rules ---------------------------------------------------------------------
@@ -504,9 +666,11 @@ def test_an_unbalanced_ledger_is_caught(log: LogBuilder, key: LogKey, tmp_path: 
     state = tmp_path / "state.json"
     log.write(tmp_path / "export")
     assert verify(tmp_path / "export", key, state).ok
-    record = json.loads(state.read_text())
-    record["replay"]["accounts"][0][4] += 1  # debits_posted of one account
-    state.write_text(json.dumps(record))
+
+    def one_more_debit(record: dict[str, Any]) -> None:
+        record["replay"]["accounts"][0][4] += 1  # debits_posted of one account
+
+    _edit_state(state, one_more_debit)
     failed(verify(tmp_path / "export", key, state, incremental=True), "unbalanced: sum of debits_posted")
 
 
@@ -631,7 +795,7 @@ def test_replay_state_round_trips_and_continues(log: LogBuilder) -> None:
     half = len(log.entries) // 2
     first = Replay()
     first.apply_entries(0, log.entries[:half])
-    resumed = Replay.from_state(json.loads(json.dumps(first.to_state())))
+    resumed = Replay.from_state(first.to_state())
     resumed.apply_entries(half, log.entries[half:])
     resumed.finish()
     assert resumed.to_state() == whole.to_state()

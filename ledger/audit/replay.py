@@ -24,19 +24,22 @@ release it; a closing flag closes an account while its pending transfer stands, 
 
 JSON events of any kind are accepted and counted by kind. A rule for a kind (voucher rules, key events) is a
 handler registered with `register(kind, handler)`; it raises `ReplayError` itself. `apply_entries` is the fast
-path over raw entry bytes: transfer events are unpacked with one precompiled struct, ids stay bytes.
+path over raw entries in entries.bin's framing (`FramedEntries`): a run of transfer events is unpacked in
+place by one precompiled struct (`iter_unpack`, no bytes object per entry but the ids, which stay bytes).
 
-`to_state` / `from_state` make the replay resumable (a JSON-able dict), so an incremental audit continues
-where the last one stopped. State of registered handlers is the handlers' own business. After a
-`ReplayError` the replay is spent: the entry that failed may be half applied.
+`to_state` / `from_state` make the replay resumable (a dict of JSON values and bytes), so an incremental
+audit continues where the last one stopped. State of registered handlers is the handlers' own business.
+After a `ReplayError` the replay is spent: the entry that failed may be half applied.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
+from typing import Any, Final
 
 from ledger.audit.events import (
     ACCOUNT_EVENT,
@@ -49,43 +52,50 @@ from ledger.audit.events import (
     JsonEvent,
     decode_event,
 )
+from ledger.audit.export_format import LENGTH_PREFIX_BYTES, FramedEntries
 from ledger.audit.replay_rules import (
     ACCOUNT_LINKED,
     CLOSED,
-    CLOSING_CREDIT,
-    CLOSING_DEBIT,
     DEBITS_LIMITED,
-    EXPIRED,
     LIMITED,
     LINKED,
     NOT_SINGLE_PHASE,
-    PENDING,
-    POST,
-    TRANSFER_FLAGS_KNOWN,
-    VOID,
     ZERO_ID,
     ReplayError,
+    TransferFields,
     check_limits,
-    check_timeout,
     closed_side,
-    resolution_name,
+    two_phase,
     uuid_text,
 )
-from ledger.audit.replay_state import AccountCounters, Books, Pending, decode, encode
+from ledger.audit.replay_state import AccountCounters, Books, decode, encode
 from ledger.transfers import StoredTransfer
 
 __all__ = ["JsonHandler", "Replay", "ReplayError"]
 
-# What replay reads of a transfer event: id, debit, credit, amount, asset, flags, pending_id, timeout_s,
-# timestamp. Tag, code, user data and effective date are skipped ("x" bytes): fewer objects per entry.
-_TRANSFER_FIELDS: Final = struct.Struct(">x16s16s16sqH2xI16sI16x8x4x4xq")
 _ACCOUNT_FIELDS: Final = struct.Struct(">x16sH2xI16x8x4xq")  # id, asset, flags, timestamp
-assert _TRANSFER_FIELDS.size == TRANSFER_EVENT.size and _ACCOUNT_FIELDS.size == ACCOUNT_EVENT.size
+assert _ACCOUNT_FIELDS.size == ACCOUNT_EVENT.size
+# What the replay reads of a transfer event, with its length prefix in front as entries.bin frames it: id,
+# debit, credit, amount, asset, then flags, pending_id and timeout_s as one 24-byte field (adjacent in the
+# event; a single-phase transfer has them all zero, or the LINKED flag only), timestamp. Tag, code, user
+# data and effective date are skipped ("x" bytes): fewer objects per entry.
+_FRAMED_TRANSFER_BRIEF: Final = struct.Struct(f">{LENGTH_PREFIX_BYTES}xx16s16s16sqH2x24s16x8x4x4xq")
+_PHASE: Final = struct.Struct(">I16sI")  # the 24-byte field: flags, pending_id, timeout_s
+_SINGLE_PHASE: Final = bytes(24)
+_SINGLE_PHASE_LINKED: Final = _PHASE.pack(LINKED, ZERO_ID, 0)
+assert _FRAMED_TRANSFER_BRIEF.size == LENGTH_PREFIX_BYTES + TRANSFER_EVENT.size
+_NOT_TRANSFER_TAG: Final = re.compile(b"[^%c]" % TRANSFER_TAG)
+
+_Record = tuple[Any, ...]
+"""What `Replay._walk` takes per entry: a transfer event's brief fields (7 members, from
+`_FRAMED_TRANSFER_BRIEF`), or for any other entry (None, its bytes, None, None, None, None, None)."""
+_OTHER_PADDING: Final = (None,) * 5
+_STRETCH_ENTRIES_MIN: Final = 1024
+"""Runs of fewer transfer events are gathered into lists of records (as are all other entries); a list is
+handed over at this length."""
 
 JsonHandler = Callable[[int, Mapping[str, object]], None]
 """A rule for one JSON event kind: called with the entry index and the event's fields (without `kind`)."""
-
-_TransferFields = tuple[bytes, bytes, bytes, int, int, int, bytes, int, int]
 
 
 class Replay:
@@ -113,10 +123,12 @@ class Replay:
         self._expect(index)
         try:
             if isinstance(event, StoredTransfer):
-                fields: _TransferFields = (
+                fields: TransferFields = (
                     event.id.bytes, event.debit_account_id.bytes, event.credit_account_id.bytes, event.amount,
                     event.asset, event.flags, event.pending_id.bytes, event.timeout_s, event.timestamp,
                 )  # fmt: skip
+                self.transfer_ids.unsettled.append(fields[0])  # checked for a repeat at `_settle_ids`
+                self.transfer_ids.unsettled_spans.append((index, 1))
                 self._transfer(index, fields)
             elif isinstance(event, AccountEvent):
                 self._account(index, event.id.bytes, event.asset, event.flags)
@@ -131,66 +143,80 @@ class Replay:
     def apply_entries(self, first_index: int, entries: Iterable[bytes]) -> None:
         """Apply raw log entries from `first_index` on: the fast path (no decoded dataclasses).
 
-        A single-phase transfer between known, open accounts of its asset is applied right here, which is
-        most of a ledger's log; anything else, and anything that breaks a rule, goes to `_transfer`, which
-        checks every rule in order and so names the first one broken.
+        Entries already framed (`FramedEntries`, as the verifier reads entries.bin) are unpacked in place;
+        any other iterable is framed first. Every entry is checked exactly as `apply` checks it.
         """
         self._expect(first_index)
-        unpack, transfer_size = _TRANSFER_FIELDS.unpack, _TRANSFER_FIELDS.size
-        transfer, account = self._transfer, self.accounts.get
-        stamps = self.timestamps
-        add_id, add_id_at = self.transfer_ids.unsettled.append, self.transfer_ids.unsettled_at.append
-        add_stamp = stamps.recent.append
-        index = first_index
+        framed = entries if isinstance(entries, FramedEntries) else FramedEntries.of(entries)
         try:
-            for data in entries:
-                if len(data) != transfer_size or data[0] != TRANSFER_TAG:
-                    self._other_entry(index, data)
-                    index += 1
+            self._walk(first_index, chain.from_iterable(_stretches(framed)))
+        except ReplayError as error:
+            self.size = first_index if error.index is None else error.index
+            self._settle_ids()  # a repeated transfer id before (or at) the fault is the first violation
+            raise
+        self._settle_ids()
+        self.size = first_index + len(framed)
+
+    def _walk(self, first_index: int, records: Iterable[_Record]) -> None:
+        """Apply `records` (see `_stretches`), the first being entry `first_index`.
+
+        A single-phase transfer between known, open accounts of its asset is applied right here, which is
+        most of a ledger's log; any other transfer, and any that breaks a rule, goes to `_transfer`, which
+        checks every rule in order and so names the first one broken; other entries go to `_other_entry`.
+        Every transfer's id is queued for `_settle_ids`.
+        """
+        transfer, other_entry, account = self._transfer, self._other_entry, self.accounts.get
+        stamps, ids = self.timestamps, self.transfer_ids
+        unsettled, add_stamp = ids.unsettled, stamps.recent.append
+        add_id = unsettled.append
+        # No entry number is counted: each entry queues one item (its id, or None when it is no transfer),
+        # so the entry at hand is number `base + len(unsettled)`, worked out only where it is needed.
+        queued_before, high = len(unsettled), stamps.high  # `stamps.high`, kept in a local here
+        base = first_index - 1 - queued_before
+        single, single_linked = _SINGLE_PHASE, _SINGLE_PHASE_LINKED
+        try:
+            for transfer_id, debit_id, credit_id, amount, asset, phase, timestamp in records:
+                if transfer_id is None:  # another kind of entry: its bytes come second
+                    add_id(None)
+                    other_entry(base + len(unsettled), debit_id)
                     continue
-                fields = unpack(data)
-                transfer_id, debit_id, credit_id, amount, asset, flags, pending_id, timeout_s, timestamp = (
-                    fields
-                )
+                add_id(transfer_id)
                 debit, credit = account(debit_id), account(credit_id)
                 if (
                     debit is None
                     or credit is None
-                    or flags & NOT_SINGLE_PHASE
-                    or timeout_s
-                    or pending_id != ZERO_ID
+                    or (phase != single and phase != single_linked)  # flags, pending_id, timeout_s
                     or amount <= 0
-                    or timestamp <= stamps.high  # perhaps a repeat: `SeenTimestamps.add` decides
-                    or debit_id == credit_id
+                    or timestamp <= high  # perhaps a repeat: `SeenTimestamps.add` decides
+                    or debit is credit
                     or asset != debit.asset
                     or asset != credit.asset
-                    or (debit.flags | credit.flags) & CLOSED
+                    or (both_flags := debit.flags | credit.flags) & CLOSED
                 ):
-                    transfer(index, fields)  # the struct's fields are _TransferFields
-                else:
-                    add_id(transfer_id)
-                    add_id_at(index)
-                    stamps.high = timestamp
-                    add_stamp(timestamp)
-                    debit.debits_posted += amount
-                    credit.credits_posted += amount
-                    if (debit.flags | credit.flags) & LIMITED:
-                        if (  # a voucher spending within its balance: check_limits' passing case, inlined
-                            debit.flags == DEBITS_LIMITED
-                            and not credit.flags & LIMITED
-                            and debit.debits_pending + debit.debits_posted <= debit.credits_posted
-                            and timestamp > debit.last_timestamp
-                        ):
-                            debit.last_timestamp = timestamp
-                        else:
-                            check_limits(index, timestamp, debit_id, debit, credit_id, credit)
-                index += 1
-        except ReplayError:
-            self._settle_ids()  # a repeated transfer id before (or at) the fault is the first violation
-            raise
+                    stamps.high = high
+                    flags, pending_id, timeout_s = _PHASE.unpack(phase)
+                    fields = (transfer_id, debit_id, credit_id, amount, asset, flags, pending_id, timeout_s)
+                    transfer(base + len(unsettled), (*fields, timestamp))
+                    high = stamps.high
+                    continue
+                high = timestamp
+                add_stamp(timestamp)
+                debit.debits_posted += amount
+                credit.credits_posted += amount
+                if both_flags & LIMITED:  # set above: every condition was evaluated to get here
+                    if (  # a voucher spending within its balance: check_limits' passing case, inlined
+                        debit.flags == DEBITS_LIMITED
+                        and not credit.flags & LIMITED
+                        and debit.debits_pending + debit.debits_posted <= debit.credits_posted
+                        and timestamp > debit.last_timestamp
+                    ):
+                        debit.last_timestamp = timestamp
+                    else:
+                        index = base + len(unsettled)
+                        check_limits(index, timestamp, debit_id, debit, credit_id, credit)
         finally:
-            self.size = index
-        self._settle_ids()
+            stamps.high = max(stamps.high, high)
+            ids.unsettled_spans.append((first_index, len(unsettled) - queued_before))
 
     def finish(self) -> None:
         """The whole-log checks: debits equal credits, and pending counters equal the open pendings."""
@@ -208,7 +234,7 @@ class Replay:
         self._check_open_pendings()
 
     def to_state(self) -> dict[str, object]:
-        """The replay as a JSON-able dict (see `ledger.audit.replay_state`)."""
+        """The replay as a dict of JSON values and bytes (see `ledger.audit.replay_state`)."""
         self._books.size = self.size
         return encode(self._books)
 
@@ -258,10 +284,9 @@ class Replay:
 
     # -- transfers ---------------------------------------------------------------------------------
 
-    def _transfer(self, index: int, fields: _TransferFields) -> None:
-        transfer_id, debit_id, credit_id, amount, asset, flags, pending_id, timeout_s, timestamp = fields
-        self.transfer_ids.unsettled.append(transfer_id)  # checked for a repeat at `_settle_ids`
-        self.transfer_ids.unsettled_at.append(index)
+    def _transfer(self, index: int, fields: TransferFields) -> None:
+        # Every rule in order. The caller has queued the transfer id for `_settle_ids`.
+        _, debit_id, credit_id, amount, asset, flags, pending_id, timeout_s, timestamp = fields
         if not self.timestamps.add(timestamp):
             raise ReplayError(index, f"ledger timestamp {timestamp} was already used by another transfer")
         if amount <= 0:
@@ -278,7 +303,7 @@ class Replay:
                 index, f"asset differs: transfer {asset}, debit account {debit.asset}, credit {credit.asset}"
             )
         if flags & NOT_SINGLE_PHASE or timeout_s or pending_id != ZERO_ID:
-            self._two_phase(index, fields, debit, credit)
+            two_phase(self._books, index, fields, debit, credit)
         elif (debit.flags | credit.flags) & CLOSED:
             raise ReplayError(
                 index, f"transfer on a closed account: {closed_side(debit_id, debit, credit_id)}"
@@ -288,96 +313,6 @@ class Replay:
             credit.credits_posted += amount
         if (debit.flags | credit.flags) & LIMITED:
             check_limits(index, timestamp, debit_id, debit, credit_id, credit)
-
-    def _two_phase(
-        self, index: int, fields: _TransferFields, debit: AccountCounters, credit: AccountCounters
-    ) -> None:
-        flags, pending_id, timeout_s = fields[5], fields[6], fields[7]
-        phase = flags & (PENDING | POST | VOID)
-        if flags & ~TRANSFER_FLAGS_KNOWN:
-            raise ReplayError(index, f"flags 0x{flags:x} hold unknown bits")
-        if phase == PENDING and not flags & EXPIRED:
-            if pending_id != ZERO_ID:
-                raise ReplayError(index, "a pending transfer names a pending id")
-            self._reserve(index, fields, debit, credit)
-        elif phase in (POST, VOID) and not flags & (CLOSING_DEBIT | CLOSING_CREDIT):
-            if flags & EXPIRED and phase != VOID:
-                raise ReplayError(index, "only a void can carry the expired flag")
-            if timeout_s:
-                raise ReplayError(index, f"a {resolution_name(flags)} carries a timeout ({timeout_s} s)")
-            self._resolve(index, fields, debit, credit)
-        elif phase == 0 and not flags & ~LINKED:
-            what = "a timeout" if timeout_s else f"pending id {uuid_text(pending_id)}"
-            raise ReplayError(index, f"a single-phase transfer carries {what}")
-        else:
-            raise ReplayError(index, f"flags 0x{flags:x} are not a valid combination")
-
-    def _reserve(
-        self, index: int, fields: _TransferFields, debit: AccountCounters, credit: AccountCounters
-    ) -> None:
-        transfer_id, debit_id, credit_id, amount, asset, flags, _, timeout_s, timestamp = fields
-        if (debit.flags | credit.flags) & CLOSED:
-            raise ReplayError(
-                index, f"pending transfer on a closed account: {closed_side(debit_id, debit, credit_id)}"
-            )
-        debit.debits_pending += amount
-        credit.credits_pending += amount
-        if flags & CLOSING_DEBIT:
-            debit.flags |= CLOSED
-        if flags & CLOSING_CREDIT:
-            credit.flags |= CLOSED
-        self.pending[transfer_id] = Pending(debit_id, credit_id, amount, flags, asset, timestamp, timeout_s)
-
-    def _resolve(
-        self, index: int, fields: _TransferFields, debit: AccountCounters, credit: AccountCounters
-    ) -> None:
-        _, debit_id, credit_id, amount, _, flags, pending_id, _, timestamp = fields
-        what = resolution_name(flags)
-        pending = self.pending.pop(pending_id, None)
-        if pending is None:
-            raise ReplayError(index, self._unresolvable(what, pending_id))
-        if (debit_id, credit_id) != (pending.debit, pending.credit):
-            raise ReplayError(
-                index, f"{what} of {uuid_text(pending_id)} is on other accounts than the pending"
-            )
-        check_timeout(index, what, pending, timestamp, expiry=bool(flags & EXPIRED))
-        if flags & POST and amount > pending.amount:
-            raise ReplayError(index, f"post amount {amount} exceeds the pending amount {pending.amount}")
-        if flags & VOID and amount != pending.amount:
-            raise ReplayError(
-                index, f"{what} amount {amount} differs from the pending amount {pending.amount}"
-            )
-        # Posting moves money into or out of a closed account: refused (unless this pending closed it). A
-        # void or expiry only gives a reservation back, so it is allowed (as ledger/batches.py decides).
-        if flags & POST and (
-            (debit.flags & CLOSED and not pending.flags & CLOSING_DEBIT)
-            or (credit.flags & CLOSED and not pending.flags & CLOSING_CREDIT)
-        ):
-            side = fields[1] if debit.flags & CLOSED and not pending.flags & CLOSING_DEBIT else fields[2]
-            raise ReplayError(index, f"{what} on a closed account: {uuid_text(side)}")
-        debit.debits_pending -= pending.amount
-        credit.credits_pending -= pending.amount
-        if debit.debits_pending < 0 or credit.credits_pending < 0:
-            raise ReplayError(index, f"{what} of {uuid_text(pending_id)} leaves a pending counter below zero")
-        if flags & POST:
-            debit.debits_posted += amount
-            credit.credits_posted += amount
-        else:
-            if pending.flags & CLOSING_DEBIT:
-                debit.flags &= ~CLOSED
-            if pending.flags & CLOSING_CREDIT:
-                credit.flags &= ~CLOSED
-        self.resolved[pending_id] = (flags, index)
-
-    def _unresolvable(self, what: str, pending_id: bytes) -> str:
-        resolution = self.resolved.get(pending_id)
-        if resolution is not None:
-            flags, at = resolution
-            earlier = f"a {resolution_name(flags)} at entry {at}"
-            return f"{what} of {uuid_text(pending_id)}, already resolved by {earlier}"
-        if pending_id in self.transfer_ids:
-            return f"{what} of {uuid_text(pending_id)}, which is not a pending transfer"
-        return f"{what} of unknown pending transfer {uuid_text(pending_id)}"
 
     def _check_open_pendings(self) -> None:
         debits: Counter[bytes] = Counter()
@@ -391,3 +326,51 @@ class Replay:
                     None,
                     f"account {uuid_text(account_id)}: pending counters differ from its open pendings",
                 )
+
+
+def _stretches(framed: FramedEntries) -> Iterator[list[_Record] | Iterator[_Record]]:
+    """`framed`'s entries as `_Record`s, in order, a stretch at a time: the transfer events of a long run
+    unpacked straight from the framing (`iter_unpack`); the entries of short runs, and of runs of other
+    lengths, gathered into lists of at most `_STRETCH_ENTRIES_MIN`."""
+    data, view, stride = framed.data, memoryview(framed.data), _FRAMED_TRANSFER_BRIEF.size
+    unpack_at, gathered = _FRAMED_TRANSFER_BRIEF.unpack_from, []
+    for _, offset, count, length in framed.runs:
+        start, step = offset + LENGTH_PREFIX_BYTES, length + LENGTH_PREFIX_BYTES
+        if count == 1:  # among entries of other lengths (the cheapest way through for a log of those)
+            if length == TRANSFER_EVENT.size and data[start] == TRANSFER_TAG:
+                gathered.append(unpack_at(data, offset))
+            else:
+                gathered.append((None, data[start : start + length], *_OTHER_PADDING))
+            if len(gathered) >= _STRETCH_ENTRIES_MIN:
+                yield gathered
+                gathered = []
+            continue
+        if length != TRANSFER_EVENT.size or count < _STRETCH_ENTRIES_MIN:
+            for at in range(start, start + count * step, step):
+                if length == TRANSFER_EVENT.size and data[at] == TRANSFER_TAG:
+                    gathered.append(unpack_at(data, at - LENGTH_PREFIX_BYTES))
+                else:
+                    gathered.append((None, data[at : at + length], *_OTHER_PADDING))
+                if len(gathered) >= _STRETCH_ENTRIES_MIN:
+                    yield gathered
+                    gathered = []
+            continue
+        if gathered:
+            yield gathered
+            gathered = []
+        # Entries of a transfer event's size are transfers but for one with another tag now and then (a
+        # JSON event that happens to be this long, or damage): found among the tags by a regex.
+        tags = data[start : offset + count * stride : stride]
+        position = 0
+        while position < count:
+            found = _NOT_TRANSFER_TAG.search(tags, position)
+            stop = count if found is None else found.start()
+            transfers = view[offset + position * stride : offset + stop * stride]
+            yield _FRAMED_TRANSFER_BRIEF.iter_unpack(transfers)
+            if found is not None:
+                at = start + stop * stride
+                yield [(None, data[at : at + length], *_OTHER_PADDING)]
+                stop += 1
+            position = stop
+    if gathered:
+        yield gathered

@@ -11,7 +11,7 @@ import uuid
 from typing import Final
 
 from ledger.accounts import AccountFlags
-from ledger.audit.replay_state import AccountCounters, Pending
+from ledger.audit.replay_state import AccountCounters, Books, Pending
 from ledger.clock import NANOSECONDS_PER_SECOND
 from ledger.transfers import TransferFlags
 
@@ -30,6 +30,10 @@ CREDITS_LIMITED: Final = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 LIMITED: Final = DEBITS_LIMITED | CREDITS_LIMITED
 CLOSED: Final = int(AccountFlags.CLOSED)
 NOT_SINGLE_PHASE: Final = ~LINKED  # any flag but LINKED sends a transfer to the two-phase path
+
+TransferFields = tuple[bytes, bytes, bytes, int, int, int, bytes, int, int]
+"""What replay reads of a transfer event: id, debit, credit, amount, asset, flags, pending_id, timeout_s,
+timestamp."""
 
 
 class ReplayError(Exception):
@@ -110,6 +114,97 @@ def check_timeout(index: int, what: str, pending: Pending, timestamp: int, *, ex
         )
     if not expiry and timestamp >= deadline:
         raise ReplayError(index, f"{what} at {timestamp}, after the pending transfer timed out at {deadline}")
+
+
+def two_phase(
+    books: Books, index: int, fields: TransferFields, debit: AccountCounters, credit: AccountCounters
+) -> None:
+    """A pending transfer, or the post, void or expiry of one: its flags, then reserve or resolve."""
+    flags, pending_id, timeout_s = fields[5], fields[6], fields[7]
+    phase = flags & (PENDING | POST | VOID)
+    if flags & ~TRANSFER_FLAGS_KNOWN:
+        raise ReplayError(index, f"flags 0x{flags:x} hold unknown bits")
+    if phase == PENDING and not flags & EXPIRED:
+        if pending_id != ZERO_ID:
+            raise ReplayError(index, "a pending transfer names a pending id")
+        _reserve(books, index, fields, debit, credit)
+    elif phase in (POST, VOID) and not flags & (CLOSING_DEBIT | CLOSING_CREDIT):
+        if flags & EXPIRED and phase != VOID:
+            raise ReplayError(index, "only a void can carry the expired flag")
+        if timeout_s:
+            raise ReplayError(index, f"a {resolution_name(flags)} carries a timeout ({timeout_s} s)")
+        _resolve(books, index, fields, debit, credit)
+    elif phase == 0 and not flags & ~LINKED:
+        what = "a timeout" if timeout_s else f"pending id {uuid_text(pending_id)}"
+        raise ReplayError(index, f"a single-phase transfer carries {what}")
+    else:
+        raise ReplayError(index, f"flags 0x{flags:x} are not a valid combination")
+
+
+def _reserve(
+    books: Books, index: int, fields: TransferFields, debit: AccountCounters, credit: AccountCounters
+) -> None:
+    transfer_id, debit_id, credit_id, amount, asset, flags, _, timeout_s, timestamp = fields
+    if (debit.flags | credit.flags) & CLOSED:
+        raise ReplayError(
+            index, f"pending transfer on a closed account: {closed_side(debit_id, debit, credit_id)}"
+        )
+    debit.debits_pending += amount
+    credit.credits_pending += amount
+    if flags & CLOSING_DEBIT:
+        debit.flags |= CLOSED
+    if flags & CLOSING_CREDIT:
+        credit.flags |= CLOSED
+    books.pending[transfer_id] = Pending(debit_id, credit_id, amount, flags, asset, timestamp, timeout_s)
+
+
+def _resolve(
+    books: Books, index: int, fields: TransferFields, debit: AccountCounters, credit: AccountCounters
+) -> None:
+    _, debit_id, credit_id, amount, _, flags, pending_id, _, timestamp = fields
+    what = resolution_name(flags)
+    pending = books.pending.pop(pending_id, None)
+    if pending is None:
+        raise ReplayError(index, _unresolvable(books, what, pending_id))
+    if (debit_id, credit_id) != (pending.debit, pending.credit):
+        raise ReplayError(index, f"{what} of {uuid_text(pending_id)} is on other accounts than the pending")
+    check_timeout(index, what, pending, timestamp, expiry=bool(flags & EXPIRED))
+    if flags & POST and amount > pending.amount:
+        raise ReplayError(index, f"post amount {amount} exceeds the pending amount {pending.amount}")
+    if flags & VOID and amount != pending.amount:
+        raise ReplayError(index, f"{what} amount {amount} differs from the pending amount {pending.amount}")
+    # Posting moves money into or out of a closed account: refused (unless this pending closed it). A
+    # void or expiry only gives a reservation back, so it is allowed (as ledger/batches.py decides).
+    if flags & POST and (
+        (debit.flags & CLOSED and not pending.flags & CLOSING_DEBIT)
+        or (credit.flags & CLOSED and not pending.flags & CLOSING_CREDIT)
+    ):
+        side = fields[1] if debit.flags & CLOSED and not pending.flags & CLOSING_DEBIT else fields[2]
+        raise ReplayError(index, f"{what} on a closed account: {uuid_text(side)}")
+    debit.debits_pending -= pending.amount
+    credit.credits_pending -= pending.amount
+    if debit.debits_pending < 0 or credit.credits_pending < 0:
+        raise ReplayError(index, f"{what} of {uuid_text(pending_id)} leaves a pending counter below zero")
+    if flags & POST:
+        debit.debits_posted += amount
+        credit.credits_posted += amount
+    else:
+        if pending.flags & CLOSING_DEBIT:
+            debit.flags &= ~CLOSED
+        if pending.flags & CLOSING_CREDIT:
+            credit.flags &= ~CLOSED
+    books.resolved[pending_id] = (flags, index)
+
+
+def _unresolvable(books: Books, what: str, pending_id: bytes) -> str:
+    resolution = books.resolved.get(pending_id)
+    if resolution is not None:
+        flags, at = resolution
+        earlier = f"a {resolution_name(flags)} at entry {at}"
+        return f"{what} of {uuid_text(pending_id)}, already resolved by {earlier}"
+    if pending_id in books.transfer_ids:
+        return f"{what} of {uuid_text(pending_id)}, which is not a pending transfer"
+    return f"{what} of unknown pending transfer {uuid_text(pending_id)}"
 
 
 def resolution_name(flags: int) -> str:

@@ -1,29 +1,30 @@
-"""What a replay remembers between audits, and its JSON-able form.
+"""What a replay remembers between audits, and its saved form (JSON values and packed bytes).
 
     Books            the records `ledger.audit.replay.Replay` keeps: accounts, open pendings, resolutions,
                      transfer ids and timestamps seen, JSON kinds counted, entries applied
     encode, decode   Books <-> a dict of JSON values
 
-The dict (format "amiyan-replay/1"):
+The dict (format "amiyan-replay/2"):
     size            entries applied
     accounts        [[id hex, asset, flags, debits_pending, debits_posted, credits_pending, credits_posted,
                       last timestamp], ...]
     pending         [[id hex, debit hex, credit hex, amount, flags, asset, timestamp, timeout_s], ...]
-    resolved        base64 of (pending id 16 bytes, resolving flags u32, entry index u64) records
-    transfer_ids    base64 of the 16-byte ids, concatenated
-    timestamps      base64 of the timestamps as big-endian i64
+    resolved        bytes: (pending id 16 bytes, resolving flags u32, entry index u64) records
+    transfer_ids    bytes: the 16-byte ids, concatenated
+    timestamps      bytes: the timestamps as big-endian i64
     json_kinds      {kind: count}
 Everything is in log order (the order the books met it), which is deterministic without sorting: the same
 log gives the same file whether it was replayed in one run or several. (Sorting a million ids costs more
 than replaying them.) The records that grow with the log are packed binary (a million transfers: 16 MB of
-ids), the rest is plain JSON so a person can read an account's counters in the file.
+ids), which the state file (`ledger.audit.verify_state`) stores as binary sections; the rest is plain
+JSON so a person can read an account's counters in the file.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import array
 import struct
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,10 +41,11 @@ __all__ = [
     "encode",
 ]
 
-STATE_FORMAT: Final = "amiyan-replay/1"
+STATE_FORMAT: Final = "amiyan-replay/2"
 _ID_SIZE_BYTES: Final = 16
 _RESOLVED: Final = struct.Struct(">16sIQ")
-_TIMESTAMP: Final = struct.Struct(">q")
+_TIMESTAMP_SIZE_BYTES: Final = 8
+assert array.array("q").itemsize == _TIMESTAMP_SIZE_BYTES
 TIMESTAMP_NONE: Final = -(2**63) - 1
 """`last_timestamp` of an account that has none yet: below every i64 ledger timestamp."""
 
@@ -84,36 +86,50 @@ class SeenIds:
     """The transfer ids seen, in log order, checked for repeats a batch at a time.
 
     A million random 16-byte ids cost ~0.6 s looked up and inserted one at a time from Python, ~0.2 s as
-    one `set.update`. So `Replay` appends each id (and its entry index) to `unsettled` and calls `settle`
-    at the end of a batch of entries, and before it reports any other error, so that a repeated id is
-    still reported first, at its own entry.
+    one `set.update`. So `Replay` appends each id to `unsettled` (None for an entry that is no transfer,
+    where that keeps the entries' numbers simple) and where the items came from to `unsettled_spans`
+    ((entry index of the first, how many items) for each stretch of consecutive entries), and calls
+    `settle` at the end of a batch of entries, and before it reports any other error, so that a repeated
+    id is still reported first, at its own entry. Ids restored from a saved state stay one bytes blob.
     """
 
-    __slots__ = ("_set", "order", "unsettled", "unsettled_at")
+    __slots__ = ("_saved", "_set", "order", "unsettled", "unsettled_spans")
 
-    def __init__(self, ids: Iterable[bytes] = ()) -> None:
-        self.order = list(ids)  # settled ids, in log order: what the state file stores
-        self._set = set(self.order)
-        self.unsettled: list[bytes] = []
-        self.unsettled_at: list[int] = []  # entry index of each unsettled id
+    def __init__(self, saved: bytes = b"") -> None:
+        self._saved = saved  # the ids settled before a restore, concatenated in log order
+        self._set = set(_records(saved, _ID_SIZE_BYTES))
+        self.order: list[bytes] = []  # ids settled since, in log order
+        self.unsettled: list[bytes | None] = []
+        self.unsettled_spans: list[tuple[int, int]] = []
 
     def settle(self) -> tuple[int, bytes] | None:
         """Take the unsettled ids in; the first repeat among them (entry index, id), or None."""
-        batch, at = self.unsettled, self.unsettled_at
+        batch, spans = self.unsettled, self.unsettled_spans
         if not batch:
             return None
+        ids = list(filter(None, batch))  # the transfers' ids (an id is 16 bytes, never empty)
         before = len(self._set)
-        self._set.update(batch)
-        if len(self._set) - before != len(batch):  # a repeat: find the first (error path, rebuilds the set)
-            earlier = set(self.order)
-            for id_, index in zip(batch, at, strict=True):
+        self._set.update(ids)
+        if len(self._set) - before != len(ids):  # a repeat: find the first (error path, rebuilds the set)
+            earlier = {*_records(self._saved, _ID_SIZE_BYTES), *self.order}
+            indexes = (first + k for first, count in spans for k in range(count))
+            for id_, index in zip(batch, indexes, strict=True):
+                if id_ is None:
+                    continue
                 if id_ in earlier:
                     return index, id_
                 earlier.add(id_)
-        self.order += batch
+        if self.order:
+            self.order += ids
+        else:  # the first batch (a whole export, in a verification): no copy
+            self.order = ids
         batch.clear()
-        at.clear()
+        spans.clear()
         return None
+
+    def to_bytes(self) -> bytes:
+        """The settled ids in log order, concatenated."""
+        return self._saved + b"".join(self.order)
 
     def __contains__(self, value: object) -> bool:
         return value in self._set or value in self.unsettled
@@ -123,21 +139,31 @@ class SeenIds:
 
 
 class SeenTimestamps:
-    """The ledger timestamps seen (a set, kept in log order), cheap to add to while they increase.
+    """The ledger timestamps seen, in log order, cheap to add to while they increase.
 
     The ledger clock only moves forward, so in a log nearly every timestamp is above all before it: such a
     value is appended to `recent` and becomes `high`, with no hashing. A value at or below `high` may be a
-    repeat, so `recent` is first merged into the set and the value looked up there. Exactly a set's
-    answers, at a fraction of a set's cost on a log that is in order. (`Replay.apply_entries` inlines
-    `add`'s first branch.)
+    repeat: only then is the set of values built (and kept up to date from there on) and asked. Exactly a
+    set's answers, at a fraction of a set's cost on a log that is in order; and an incremental run never
+    builds the set of the timestamps it restored. Values are 8-byte machine integers in arrays, not an int
+    object each. (`Replay._transfers` inlines `add`'s first branch.)
     """
 
-    __slots__ = ("_older", "high", "recent")
+    __slots__ = ("_lookup", "_older", "high", "recent")
 
     def __init__(self, values: Iterable[int] = ()) -> None:
-        self._older = dict.fromkeys(values)  # a dict: a set that remembers log order
-        self.recent: list[int] = []  # increasing, all above every value in _older
+        self._older = array.array("q", values)  # every value before `recent`, in log order
+        self.recent = array.array("q")  # increasing, all above every value in _older
         self.high = max(self._older, default=TIMESTAMP_NONE)
+        self._lookup: set[int] | None = None  # the values of _older, built when first needed
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SeenTimestamps:
+        values = array.array("q")
+        values.frombytes(data)
+        if sys.byteorder == "little":
+            values.byteswap()  # stored big-endian
+        return cls(values)
 
     def add(self, value: int) -> bool:
         """Record `value`; False when it was seen before (and nothing changes)."""
@@ -145,31 +171,35 @@ class SeenTimestamps:
             self.high = value
             self.recent.append(value)
             return True
-        if value in self:
+        lookup = self._merged()
+        if value in lookup:
             return False
-        self._older[value] = None
+        lookup.add(value)
+        self._older.append(value)
         return True
 
     def __contains__(self, value: object) -> bool:
-        self._merge()
-        return value in self._older
+        return value in self._merged()
 
-    def __len__(self) -> int:
-        self._merge()
-        return len(self._older)
+    def to_bytes(self) -> bytes:
+        """Every value in log order, big-endian i64."""
+        values = self._older + self.recent
+        if sys.byteorder == "little":
+            values.byteswap()
+        return values.tobytes()
 
-    def __iter__(self) -> Iterator[int]:
-        self._merge()
-        return iter(self._older)
-
-    def in_log_order(self) -> list[int]:
-        """Every value in log order, without merging `recent` into the set (saving does not need it)."""
-        return [*self._older, *self.recent]
-
-    def _merge(self) -> None:
+    def _merged(self) -> set[int]:
+        if self._lookup is None:
+            self._lookup = set(self._older)
         if self.recent:
-            self._older.update(dict.fromkeys(self.recent))
-            self.recent.clear()
+            self._lookup.update(self.recent)
+            self._older.extend(self.recent)
+            del self.recent[:]  # in place: the replay holds `recent.append`
+        return self._lookup
+
+
+def _records(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[at : at + size] for at in range(0, len(data), size))
 
 
 @dataclass(slots=True)
@@ -187,7 +217,7 @@ class Books:
 
 
 def encode(books: Books) -> dict[str, object]:
-    """The books as JSON values, in log order (see the module docstring)."""
+    """The books as JSON values and bytes, in log order (see the module docstring)."""
     assert not books.transfer_ids.unsettled, "settle the transfer ids before saving the books"
     accounts = [
         [account_id.hex(), a.asset, a.flags, a.debits_pending, a.debits_posted, a.credits_pending,
@@ -210,15 +240,14 @@ def encode(books: Books) -> dict[str, object]:
     resolved = b"".join(
         _RESOLVED.pack(pending_id, flags, index) for pending_id, (flags, index) in books.resolved.items()
     )
-    stamps = books.timestamps.in_log_order()
     return {
         "format": STATE_FORMAT,
         "size": books.size,
         "accounts": accounts,
         "pending": pending,
-        "resolved": _b64(resolved),
-        "transfer_ids": _b64(b"".join(books.transfer_ids.order)),
-        "timestamps": _b64(struct.pack(f">{len(stamps)}q", *stamps)),
+        "resolved": resolved,
+        "transfer_ids": books.transfer_ids.to_bytes(),
+        "timestamps": books.timestamps.to_bytes(),
         "json_kinds": dict(sorted(books.json_kinds.items())),
     }
 
@@ -240,12 +269,8 @@ def decode(state: Mapping[str, object]) -> Books:
         books.pending[ids[0]] = Pending(ids[1], ids[2], amount, flags, asset, timestamp, timeout_s)
     for pending_id, flags, index in _RESOLVED.iter_unpack(_blob(state, "resolved", _RESOLVED.size)):
         books.resolved[pending_id] = (flags, index)
-    ids_blob = _blob(state, "transfer_ids", _ID_SIZE_BYTES)
-    books.transfer_ids = SeenIds(
-        ids_blob[i : i + _ID_SIZE_BYTES] for i in range(0, len(ids_blob), _ID_SIZE_BYTES)
-    )
-    stamps_blob = _blob(state, "timestamps", _TIMESTAMP.size)
-    books.timestamps = SeenTimestamps(struct.unpack(f">{len(stamps_blob) // _TIMESTAMP.size}q", stamps_blob))
+    books.transfer_ids = SeenIds(_blob(state, "transfer_ids", _ID_SIZE_BYTES))
+    books.timestamps = SeenTimestamps.from_bytes(_blob(state, "timestamps", _TIMESTAMP_SIZE_BYTES))
     kinds = state.get("json_kinds")
     if not isinstance(kinds, dict) or not all(isinstance(k, str) for k in kinds):
         raise ValueError("replay state: json_kinds is not an object")
@@ -261,13 +286,9 @@ def _rows(state: Mapping[str, object], name: str, width: int) -> list[list[objec
 
 
 def _blob(state: Mapping[str, object], name: str, record_size: int) -> bytes:
-    text = state.get(name)
-    if not isinstance(text, str):
-        raise ValueError(f"replay state: {name} is not a base64 string")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise ValueError(f"replay state: {name} is not base64") from None
+    data = state.get(name)
+    if not isinstance(data, bytes):
+        raise ValueError(f"replay state: {name} is missing (it is binary)")
     if len(data) % record_size:
         raise ValueError(f"replay state: {name} is not a whole number of {record_size}-byte records")
     return data
@@ -294,7 +315,3 @@ def _natural(value: object, name: str) -> int:
     if number < 0:
         raise ValueError(f"replay state: {name} is negative")
     return number
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -26,10 +26,10 @@ rewritten only when the verdict is OK. `incremental=True` starts from the saved 
 only the entries after the saved size: the old entries are not hashed again; the consistency proof from the
 saved root is what proves the new checkpoints extend them.
 
-How it runs: the hashing (leaf hashes and the tree at each checkpoint size) and the replay do not depend on
-each other, so the replay runs while a forked child hashes (`verify_parts.BackgroundHashing`); both are
-done ahead, and the walk above raises what they found in log order, so the verdict is the one a plain
-entry-by-entry walk would give.
+How it runs: the hashing (leaf hashes and the tree at each checkpoint size) and the replay (with its
+whole-log totals) do not depend on each other, so the replay runs while a forked child hashes
+(`verify_parts.BackgroundHashing`); both are done ahead, straight from entries.bin's bytes, and the walk
+raises what they found in log order: the verdict is the one a plain entry-by-entry walk would give.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.audit.export_format import AuditExport, ExportedCheckpoint, ExportFormatError, read_export
-from ledger.audit.merkle import EMPTY_ROOT, CompactRange, ProofError, verify_consistency
+from ledger.audit.merkle import EMPTY_ROOT, HASH_SIZE_BYTES, CompactRange, ProofError, verify_consistency
 from ledger.audit.replay import Replay, ReplayError
 from ledger.audit.signed_note import (
     Checkpoint,
@@ -115,7 +115,7 @@ class _Run:
         self.root = EMPTY_ROOT
         self.entries_verified = 0
         self.checkpoints = 0
-        self.export = AuditExport("", [], [], [], [])
+        self.export: AuditExport  # read first thing in `verify`
         self.previous: VerifierState | None = None
         self.resumed_from = 0  # the saved size an incremental run starts after (0: from the first entry)
         self.saved_size_seen = False
@@ -124,6 +124,7 @@ class _Run:
         self.replay = Replay()
         # Found ahead of the checkpoint walk (the replay while a child process hashes), raised in log order.
         self.replay_error: ReplayError | None = None
+        self.totals_error: ReplayError | None = None  # the whole-log checks at the end (`Replay.finish`)
         self.replay_snapshot: dict[str, object] | None = None  # the replay at the newest checkpoint's size
         self.hashed = HashedEntries(0, None, 0, {})
 
@@ -131,7 +132,7 @@ class _Run:
         self._prepare(directory)
         export = self.export
         sizes = [record.size for record in export.checkpoints]
-        with BackgroundHashing(export.entries, export.leaf_hashes, self.compact, sizes) as hashing:
+        with BackgroundHashing(export.entries, export.leaf_hash_bytes, self.compact, sizes) as hashing:
             self._replay_ahead(sizes)
             self.hashed = hashing.result()
         for number, record in enumerate(self.export.checkpoints, start=1):
@@ -149,10 +150,8 @@ class _Run:
         tail = len(export.entries) - self.size
         self._check_leaves(self.size, len(export.entries))
         self._check_replay(self.size, len(export.entries))
-        try:
-            self.replay.finish()
-        except ReplayError as error:
-            raise _Failure(f"replay: {error}", error.index) from None
+        if self.totals_error is not None:
+            raise _Failure(f"replay: {self.totals_error}", self.totals_error.index)
         self._check_counts(directory)
         if self.state_path is not None:
             try:
@@ -222,16 +221,22 @@ class _Run:
         self.size, self.root, self.resumed_from = previous.size, previous.root, previous.size
 
     def _replay_ahead(self, sizes: Sequence[int]) -> None:
-        # Replay everything now, remembering the first error; the checkpoint walk raises it in its turn, after
-        # the checks of the entries before it. The state to save is the replay at the newest checkpoint.
+        # Replay everything now, then the whole-log totals, remembering the first error; the checkpoint walk
+        # raises it in its turn, after the checks of the entries before it (the totals' error comes last).
+        # The state to save is the replay at the newest checkpoint.
         entries, start = self.export.entries, self.resumed_from
         newest = max((size for size in sizes if start < size <= len(entries)), default=start)
         try:
-            self.replay.apply_entries(start, entries[start:newest])
+            self.replay.apply_entries(start, entries.window(start, newest))
             self.replay_snapshot = self.replay.to_state() if self.state_path is not None else None
-            self.replay.apply_entries(newest, entries[newest:])
+            self.replay.apply_entries(newest, entries.window(newest, len(entries)))
         except ReplayError as error:
             self.replay_error = error
+            return
+        try:
+            self.replay.finish()
+        except ReplayError as error:
+            self.totals_error = error
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -340,7 +345,7 @@ class _Run:
         return self.previous.first_changed_entry(self.export.entries) if self.previous is not None else None
 
     def _check_counts(self, directory: Path) -> None:
-        entries, hashes = len(self.export.entries), len(self.export.leaf_hashes)
+        entries, hashes = len(self.export.entries), len(self.export.leaf_hash_bytes) // HASH_SIZE_BYTES
         if hashes != entries:
             raise _Failure(
                 f"leaf_hashes.bin holds {hashes} hashes for {entries} entries", min(hashes, entries)
@@ -365,7 +370,8 @@ class _Run:
             size=self.size,
             root=self.root,
             compact_range=self.compact.to_bytes(),
-            leaf_hashes=kept + b"".join(self.export.leaf_hashes[self.resumed_from : self.size]),
+            leaf_hashes=kept
+            + self.export.leaf_hash_bytes[self.resumed_from * HASH_SIZE_BYTES : self.size * HASH_SIZE_BYTES],
             key_events=tuple(event for event in self.keys.events if event[0] < self.size),
             replay=snapshot,
         )

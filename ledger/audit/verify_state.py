@@ -1,17 +1,24 @@
 """What the offline verifier remembers between runs: the state file.
 
 The file is what makes rollback and fork detectable: a later export must extend what was verified before.
-It is JSON (format "amiyan-audit-verifier-state/1"):
+Format "amiyan-audit-verifier-state/2": one line of JSON, then the binary sections it lists.
 
     origin          the log's origin
     size, root      the largest checkpoint verified: its tree size and base64 root hash
     compact_range   base64 of `CompactRange.to_bytes()` at that size (an incremental run appends to it)
-    leaf_hashes     base64 of the size x 32 leaf hashes seen (names the exact entry a later log changed)
     key_events      [[entry index, "added" | "retired", verifier key], ...]: the log's key events before
                     `size`, all covered by the checkpoint at `size`: an incremental run knows the trusted keys
-    replay          the replay state at `size` (`ledger.audit.replay_state`)
+    replay          the replay state at `size` (`ledger.audit.replay_state`) but for its binary members
+    sections        [[name, length in bytes], ...]: what follows the line, in this order:
+        leaf_hashes       the size x 32 leaf hashes seen (names the exact entry a later log changed)
+        replay.<member>   each binary member of the replay state (transfer ids, timestamps, resolutions)
 
-Written to a temporary file and renamed over the old one, so a crash never leaves half a state file.
+The parts that grow with the log are stored as they are, not in base64 inside the JSON: for the
+benchmark's 210,000 entries that is 12 MB instead of 16 MB, and no encoding or parsing of it (about a
+tenth of a verification). `head -1` still shows a person the sizes, the root and every account's counters.
+
+Written to a temporary file, fsynced and renamed over the old one, so a crash never leaves half a state
+file. A file of the all-JSON format /1 is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from ledger.audit.merkle import HASH_SIZE_BYTES, CompactRange, leaf_hash
 
 __all__ = ["STATE_FORMAT", "KeyEvent", "StateError", "VerifierState", "load_state", "save_state"]
 
-STATE_FORMAT: Final = "amiyan-audit-verifier-state/1"
+STATE_FORMAT: Final = "amiyan-audit-verifier-state/2"
+_OLDER_FORMATS: Final = frozenset({"amiyan-audit-verifier-state/1"})
+_REPLAY_SECTION: Final = "replay."
 KEY_ACTIONS: Final = frozenset({"added", "retired"})
 
 _T = TypeVar("_T")
@@ -52,7 +61,7 @@ class VerifierState:
     compact_range: bytes
     leaf_hashes: bytes
     key_events: tuple[KeyEvent, ...]
-    replay: dict[str, object]
+    replay: dict[str, object]  # JSON values, and bytes for the members saved as sections
 
     def compact(self) -> CompactRange:
         return CompactRange.from_bytes(self.compact_range)
@@ -60,9 +69,9 @@ class VerifierState:
     def first_changed_entry(self, entries: Sequence[bytes]) -> int | None:
         """The first of `entries` whose leaf hash differs from the one saved (a missing entry counts)."""
         saved = self.leaf_hashes
-        for index in range(min(self.size, len(entries))):
+        for index, entry in zip(range(self.size), entries, strict=False):
             offset = index * HASH_SIZE_BYTES
-            if leaf_hash(entries[index]) != saved[offset : offset + HASH_SIZE_BYTES]:
+            if leaf_hash(entry) != saved[offset : offset + HASH_SIZE_BYTES]:
                 return index
         return len(entries) if len(entries) < self.size else None
 
@@ -70,25 +79,42 @@ class VerifierState:
 def load_state(path: Path) -> VerifierState | None:
     """The state in `path`, or None when there is no file yet; raises StateError when it is malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as error:
         raise StateError(f"cannot read {path}: {error}") from None
+    line_end = data.find(b"\n")
+    line_end = len(data) if line_end < 0 else line_end
     try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise StateError(f"{path} is not JSON: {error}") from None
-    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        header = json.loads(data[:line_end])
+    except ValueError as error:  # UnicodeDecodeError is a ValueError
+        raise StateError(f"{path} does not start with a line of JSON: {error}") from None
+    found = header.get("format") if isinstance(header, dict) else None
+    if found in _OLDER_FORMATS:
+        raise StateError(
+            f"{path} has the older format {found}; this verifier reads {STATE_FORMAT} only. Keep the old file"
+            " (its size and root are what you verified before) and start a new state with a full run"
+        )
+    if found != STATE_FORMAT:
         raise StateError(f"{path} is not a {STATE_FORMAT} file")
+    sections = _sections(header.get("sections"), data, line_end + 1)
+    replay = _typed(header, "replay", dict)
+    replay.update(
+        (name.removeprefix(_REPLAY_SECTION), part)
+        for name, part in sections.items()
+        if name.startswith(_REPLAY_SECTION)
+    )
+    if "leaf_hashes" not in sections:
+        raise StateError("state has no leaf_hashes section")
     state = VerifierState(
-        origin=_typed(data, "origin", str),
-        size=_typed(data, "size", int),
-        root=_base64(data, "root"),
-        compact_range=_base64(data, "compact_range"),
-        leaf_hashes=_base64(data, "leaf_hashes"),
-        key_events=_key_events(data.get("key_events")),
-        replay=_typed(data, "replay", dict),
+        origin=_typed(header, "origin", str),
+        size=_typed(header, "size", int),
+        root=_base64(header, "root"),
+        compact_range=_base64(header, "compact_range"),
+        leaf_hashes=sections["leaf_hashes"],
+        key_events=_key_events(header.get("key_events")),
+        replay=replay,
     )
     _check_consistent(state)
     return state
@@ -96,23 +122,53 @@ def load_state(path: Path) -> VerifierState | None:
 
 def save_state(path: Path, state: VerifierState) -> None:
     """Write `state` to `path` atomically (temporary file, fsync, rename)."""
-    record = {
+    replay_parts = {name: value for name, value in state.replay.items() if isinstance(value, bytes)}
+    sections = [("leaf_hashes", state.leaf_hashes)]
+    sections += [(_REPLAY_SECTION + name, part) for name, part in replay_parts.items()]
+    header = {
         "format": STATE_FORMAT,
         "origin": state.origin,
         "size": state.size,
         "root": _b64(state.root),
         "compact_range": _b64(state.compact_range),
-        "leaf_hashes": _b64(state.leaf_hashes),
         "key_events": [list(event) for event in state.key_events],
-        "replay": state.replay,
+        "replay": {name: value for name, value in state.replay.items() if name not in replay_parts},
+        "sections": [[name, len(part)] for name, part in sections],
     }
+    line = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as out:
-        # One dumps and one write: json.dump streams small chunks, several times slower on 50 MB.
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    with temporary.open("wb") as out:
+        out.write(line)
+        for _, part in sections:  # large writes go straight to the file, unbuffered
+            out.write(part)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
+
+
+def _sections(listed: object, data: bytes, start: int) -> dict[str, bytes]:
+    if not isinstance(listed, list) or not all(
+        isinstance(item, list)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and type(item[1]) is int
+        and item[1] >= 0
+        for item in listed
+    ):
+        raise StateError("state sections is not a list of [name, length] pairs")
+    declared = sum(length for _, length in listed)
+    if declared != len(data) - start:
+        raise StateError(
+            f"state sections declare {declared} bytes after the first line, but the file holds"
+            f" {len(data) - start}"
+        )
+    sections: dict[str, bytes] = {}
+    for name, length in listed:
+        if name in sections:
+            raise StateError(f"state lists section {name!r} twice")
+        sections[name] = data[start : start + length]
+        start += length
+    return sections
 
 
 def _check_consistent(state: VerifierState) -> None:
