@@ -803,14 +803,14 @@ def test_replay_state_round_trips_and_continues(log: LogBuilder) -> None:
 
 def test_json_events_are_counted_by_kind_and_can_carry_rules(key: LogKey) -> None:
     log = LogBuilder(key)
-    log.event("voucher_issued", voucher="v-1", amount_tiyn=5_000)
-    log.event("voucher_issued", voucher="v-2", amount_tiyn=5_000)
+    log.event("notice_posted", notice="n-1", amount_tiyn=5_000)
+    log.event("notice_posted", notice="n-2", amount_tiyn=5_000)
     log.event("policy_published", version=3)
     replay = Replay()
     seen: list[tuple[int, object]] = []
     replay.register("policy_published", lambda index, fields: seen.append((index, fields["version"])))
     replay.apply_entries(0, log.entries)
-    assert dict(replay.json_kinds) == {"voucher_issued": 2, "policy_published": 1}
+    assert dict(replay.json_kinds) == {"notice_posted": 2, "policy_published": 1}
     assert seen == [(2, 3)]
 
 

@@ -60,6 +60,8 @@ from ledger.audit.replay_rules import (
     LIMITED,
     LINKED,
     NOT_SINGLE_PHASE,
+    POST,
+    VOID,
     ZERO_ID,
     ReplayError,
     TransferFields,
@@ -69,6 +71,7 @@ from ledger.audit.replay_rules import (
     uuid_text,
 )
 from ledger.audit.replay_state import AccountCounters, Books, decode, encode
+from ledger.audit.voucher_rules import VoucherRules
 from ledger.transfers import StoredTransfer
 
 __all__ = ["JsonHandler", "Replay", "ReplayError"]
@@ -101,7 +104,7 @@ JsonHandler = Callable[[int, Mapping[str, object]], None]
 class Replay:
     """The ledger rebuilt from its log, one entry at a time, in log order from entry 0 (or a saved state)."""
 
-    def __init__(self, books: Books | None = None) -> None:
+    def __init__(self, books: Books | None = None, vouchers: VoucherRules | None = None) -> None:
         self._books = books if books is not None else Books()
         # The books' containers, bound once: the hot path reads them for every entry.
         self.accounts = self._books.accounts
@@ -112,6 +115,10 @@ class Replay:
         self.json_kinds = self._books.json_kinds
         self.size = self._books.size  # entries applied: the index the next entry must have
         self._handlers: dict[str, JsonHandler] = {}
+        # The voucher rules read the voucher events; every replay checks them.
+        self.vouchers = vouchers if vouchers is not None else VoucherRules()
+        for kind, handler in self.vouchers.handlers().items():
+            self.register(kind, handler)
 
     def register(self, kind: str, handler: JsonHandler) -> None:
         """Check JSON events of `kind` with `handler` from now on (one handler per kind)."""
@@ -166,6 +173,7 @@ class Replay:
         Every transfer's id is queued for `_settle_ids`.
         """
         transfer, other_entry, account = self._transfer, self._other_entry, self.accounts.get
+        vouchers, check_spend = self.vouchers.vouchers, self.vouchers.check_spend
         stamps, ids = self.timestamps, self.transfer_ids
         unsettled, add_stamp = ids.unsettled, stamps.recent.append
         add_id = unsettled.append
@@ -214,6 +222,10 @@ class Replay:
                     else:
                         index = base + len(unsettled)
                         check_limits(index, timestamp, debit_id, debit, credit_id, credit)
+                    if debit_id in vouchers:  # vouchers are limited accounts: only this branch can spend one
+                        check_spend(
+                            base + len(unsettled), transfer_id, debit_id, credit_id, amount, timestamp
+                        )
         finally:
             stamps.high = max(stamps.high, high)
             ids.unsettled_spans.append((first_index, len(unsettled) - queued_before))
@@ -232,16 +244,24 @@ class Replay:
                     None, f"unbalanced: sum of debits_{what} {debits} != credits_{what} {credits}"
                 )
         self._check_open_pendings()
+        self.vouchers.finish()
 
     def to_state(self) -> dict[str, object]:
         """The replay as a dict of JSON values and bytes (see `ledger.audit.replay_state`)."""
         self._books.size = self.size
-        return encode(self._books)
+        return {**encode(self._books), "vouchers": self.vouchers.to_state()}
 
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> Replay:
         """Restore a replay saved by `to_state`; raises ValueError naming what is malformed."""
-        return cls(decode(state))
+        vouchers = state.get("vouchers")
+        if not isinstance(vouchers, dict):
+            raise ValueError("replay state: vouchers is not an object")
+        try:
+            rules = VoucherRules.from_state(vouchers)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"replay state: vouchers: {error}") from None
+        return cls(decode(state), rules)
 
     # -- entries -----------------------------------------------------------------------------------
 
@@ -313,6 +333,8 @@ class Replay:
             credit.credits_posted += amount
         if (debit.flags | credit.flags) & LIMITED:
             check_limits(index, timestamp, debit_id, debit, credit_id, credit)
+        if debit_id in self.vouchers.vouchers and not flags & (POST | VOID):
+            self.vouchers.check_spend(index, fields[0], debit_id, credit_id, amount, timestamp)
 
     def _check_open_pendings(self) -> None:
         debits: Counter[bytes] = Counter()

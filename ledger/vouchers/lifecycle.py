@@ -217,6 +217,8 @@ def _record(connection: psycopg.Connection[Any], done: list[_Planned], now: int)
                     "from_state": int(p.from_state),
                     "to_state": int(p.to_state),
                     "transfer": str(p.transfer.id) if p.transfer else None,
+                    # What the step moved: a return to the fund, an accepted offer, or 0.
+                    "amount_tiyn": p.transfer.amount if p.transfer else 0,
                     "reason": p.transition.reason,
                 },
             )

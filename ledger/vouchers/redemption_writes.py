@@ -247,6 +247,7 @@ def _redemption_event(row: StoredRedemption, voucher: VoucherWorking) -> bytes:
         "offline": row.offline,
         "request_sha256": row.request_hash.hex(),
         "voucher_state": voucher.state,
+        "timestamp": row.timestamp,
     }
     if row.reserved_id is not None:
         fields["reserved_id"] = str(row.reserved_id)
