@@ -1,5 +1,6 @@
 """`amiyan`: the command line. Settings are read once here and passed down."""
 
+import json
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -199,7 +200,11 @@ def audit_verify(
     event. Prints a one-line verdict; exits 1 on any failure."""
     from ledger.audit.verify import verify_export
 
-    state_path = state or Settings().data_dir / "audit-state" / f"{_safe_name(directory)}.json"
+    # By default the auditor's memory is kept per log (its origin), not per export directory: exporting
+    # to a new directory every day must not forget the checkpoints seen before (rollback, fork).
+    state_path = (
+        state or Settings().data_dir / "audit-state" / f"{_safe_name(_export_origin(directory))}.state"
+    )
     state_path.parent.mkdir(parents=True, exist_ok=True)
     verdict = verify_export(directory, key, state_path, incremental=incremental)
     typer.echo(verdict.message)
@@ -207,8 +212,18 @@ def audit_verify(
         raise typer.Exit(1)
 
 
-def _safe_name(directory: Path) -> str:
-    return "".join(c if c.isalnum() else "_" for c in str(directory.resolve()))[-120:]
+def _export_origin(directory: Path) -> str:
+    """The log origin an export declares (its manifest); the directory itself if it has none, and the
+    verifier then says what is wrong with it."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        return str(manifest["origin"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(directory.resolve())
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)[-120:]
 
 
 def main() -> None:
