@@ -26,10 +26,16 @@ from treasury.settlement import document_bytes, find_act
 
 DOCUMENT_CACHE_CONTROL: Final = "private, max-age=31536000, immutable"
 NOT_MODIFIED: Final[dict[int | str, dict[str, Any]]] = {304: {"description": "Not modified"}}
+# Printable text (no control characters: PostgreSQL text cannot hold NUL, and no number has them).
+DOCUMENT_NUMBER_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
 ActNumber = Annotated[
     str,
     Path(
-        min_length=1, max_length=ACT_NUMBER_CHARS_MAX, description="The act's number", examples=[ACT_NUMBER]
+        min_length=1,
+        max_length=ACT_NUMBER_CHARS_MAX,
+        pattern=DOCUMENT_NUMBER_PATTERN,
+        description="The act's number",
+        examples=[ACT_NUMBER],
     ),
 ]
 

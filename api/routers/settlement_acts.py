@@ -24,6 +24,7 @@ from api.schemas.settlement import ACT_NUMBER_CHARS_MAX, ActView, PayoutView, Re
 from api.settlement_reads import act_by_number, payouts_of
 from api.settlement_responses import (
     ACT_NOT_FOUND,
+    DOCUMENT_NUMBER_PATTERN,
     NOT_MODIFIED,
     OFFICER_INVALID,
     REASON_REQUIRED,
@@ -51,6 +52,7 @@ OrderNumber = Annotated[
     Path(
         min_length=1,
         max_length=ACT_NUMBER_CHARS_MAX,
+        pattern=DOCUMENT_NUMBER_PATTERN,
         description="The payment order's number",
         examples=["ПП-SM-2026-AST-12"],
     ),
