@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -293,3 +294,22 @@ def test_terms_are_set_once_and_the_same_terms_again_change_nothing(api):
     _problem(api.put(url, api.officer, same | {"payout_threshold_tiyn": -1}), 422, "invalid_request")
     missing = url.replace(str(world.programme_id), "0192f1c2-0000-7000-8000-000000000000")
     _problem(api.get(missing, api.officer), 404, "programme_not_found")
+
+
+def test_officers_paying_one_act_at_once_over_http_pay_it_once(api, ledger):
+    world = api.world
+    provider = world.providers[0]
+    world.redeem_on(day(world, 6), 60_000)
+    number = close_and_draw_up(api, day(world, 6))[str(provider.id)]["number"]
+    sign_over_http(api, provider, number)
+    assert api.post(act_url(number, "/approve"), api.officer).status_code == 200
+    keys = [api.officer, api.second_officer] * 4
+    with ThreadPoolExecutor(len(keys)) as pool:
+        answers = list(pool.map(lambda key: api.post(act_url(number, "/pay"), key), keys))
+    assert {answer.status_code for answer in answers} == {200}
+    payouts = [answer.json() for answer in answers]
+    assert all(payout == payouts[0] for payout in payouts) and len(payouts[0]["orders"]) == 1
+    programme = world.run(lambda c: find_programme(c, world.programme_id))
+    _, bank = world.run(lambda c: settlement_accounts(c, programme, provider.id))
+    [account] = ledger.lookup_accounts([bank])
+    assert account.credits_posted == 60_000

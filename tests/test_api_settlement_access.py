@@ -15,6 +15,7 @@ from api.credentials import Role
 from ledger.vouchers.signing import Purpose, sign_message
 from tests.api_world import voucher_api_settings
 from tests.settlement_world import OFFICER, Provider, build_settlement_world, day
+from tests.test_api_settlement_live import settlement_provider_route
 from tests.test_api_settlement_support import (
     SettlementApi,
     act_url,
@@ -195,3 +196,27 @@ def test_a_provider_cannot_sign_its_act_with_another_providers_key(scene):
     )
     assert (answer.status_code, answer.json()["code"]) == (403, "signing_key_unknown")
     assert api.world.run(lambda c: find_act(c, number=scene.their_act)).state.name == "ISSUED"
+
+
+def _templated(url: str, scene: Scene) -> str:
+    """A request's path as the OpenAPI document names it."""
+    world, path = scene.api.world, urllib.parse.unquote(url)
+    for value, name in (  # numbers first: they hold the period's label
+        (scene.my_act, "{act_number}"), (scene.their_act, "{act_number}"), (scene.order, "{order_number}"),
+        (str(world.programme_id), "{programme_id}"), (day(world, 6).isoformat(), "{period_start}"),
+        (str(scene.mine.id), "{provider_id}"),
+    ):  # fmt: skip
+        path = path.replace(value, name)
+    return path
+
+
+def test_the_tables_above_cover_every_settlement_route(scene):
+    document = scene.api.client.get("/openapi.json").json()["paths"]
+    routes = {
+        (method.upper(), path)
+        for path, operations in document.items()
+        if path.startswith("/v1/treasury/") or settlement_provider_route(path)
+        for method in operations
+    }
+    listed = _officer_routes(scene) + _provider_routes(scene.mine, scene.my_act)
+    assert routes == {(method, _templated(url, scene)) for method, url, _ in listed}
