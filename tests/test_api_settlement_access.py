@@ -115,11 +115,13 @@ def _unchanged(scene: Scene) -> tuple[Any, ...]:
     """The acts, the payout, and how many periods, take-backs and signing keys there are."""
     world = scene.api.world
     ids = {"programme": world.programme_id, "redemption": scene.redemption, "provider": scene.mine.id}
+    mine = world.run(lambda c: find_act(c, number=scene.my_act))
+    assert mine is not None
     return world.run(
         lambda c: (
             find_act(c, number=scene.my_act),
             find_act(c, number=scene.their_act),
-            find_payout(c, find_act(c, number=scene.my_act)),
+            find_payout(c, mine),
             c.execute(COUNTS, ids).fetchone(),
         )
     )

@@ -48,7 +48,7 @@ class SettlementApi:
 
 def settlement_api(client: TestClient, world: SettlementWorld) -> SettlementApi:
     unit_of_work = world.unit_of_work
-    others = {
+    others: dict[Role, str] = {
         role: issue(unit_of_work, role, world.providers[0].id if role is Role.provider else None).secret
         for role in Role
         if role is not Role.treasury_officer
