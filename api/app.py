@@ -21,7 +21,19 @@ from api.openapi_examples import install_problem_examples
 from api.problems import install_problem_handlers
 from api.rate_limits import TokenBuckets
 from api.redemption_envelopes import TerminalOwners
-from api.routers import audit, keys, ledger_reads, mobile, oauth, operations, providers, redemptions
+from api.routers import (
+    audit,
+    keys,
+    ledger_reads,
+    mobile,
+    oauth,
+    operations,
+    provider_settlement,
+    providers,
+    redemptions,
+    settlement,
+    settlement_acts,
+)
 from api.settings import Settings
 from api.tokens import load_token_authority
 from api.voucher_secrets import introduce_issuer_key, load_holder_salt, load_issuer_signer
@@ -86,6 +98,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(oauth.router)
     app.include_router(ledger_reads.router)
-    for audience in (providers, redemptions, mobile, audit, keys):
+    for audience in (providers, redemptions, provider_settlement, mobile, audit, keys):
         app.include_router(audience.router)
+    app.include_router(settlement.router)
+    app.include_router(settlement_acts.router)
     return app

@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
-from api.problems import CODE_BY_STATUS, PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_responses
+from api.problems import (
+    CODE_BY_STATUS,
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_BASE,
+    STATUS_BY_REFUSAL,
+    problem_responses,
+)
+from treasury.errors import RefusalKind
 
 ProblemCode = tuple[str, str]  # (code, title)
 # What the shared machinery answers (api.auth, api.idempotency, api.pagination, api.edge).
@@ -70,6 +77,13 @@ def problem_examples(*groups: Mapping[int, Sequence[ProblemCode]]) -> dict[int |
         media = responses[status]["content"][PROBLEM_MEDIA_TYPE]
         media["examples"] = {code: _example(status, code, title) for code, title in listed}
     return responses
+
+
+def refusal_examples(kind: RefusalKind, *codes: str) -> Mapping[int, Sequence[ProblemCode]]:
+    """A group for `problem_examples`: treasury refusals of one kind, each code with the title the one
+    refusal table (`api.problems.STATUS_BY_REFUSAL`) gives its status."""
+    status = STATUS_BY_REFUSAL[kind]
+    return {status: [(code, CODE_BY_STATUS[status][1]) for code in codes]}
 
 
 def install_problem_examples(app: FastAPI) -> None:

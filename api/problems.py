@@ -3,6 +3,8 @@
 Every error leaves as `application/problem+json`: a `Problem` raised by a route or dependency, a ledger
 error (one map below), a request that fails validation (422), a framework error (404 no such route, 405,
 413, 415, ...), and anything unexpected (500, whose body says nothing about the cause; the log has it).
+A treasury refusal (`treasury.errors.Refused`) leaves through one table too, by its kind: its `code` is
+the refusal's own stable code, its `detail` the refusal's message.
 `code` is the stable, machine-readable name; `title` is for people and may change.
 """
 
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import BatchTooLarge, LedgerError, LedgerUnavailable
+from treasury.errors import RefusalKind, Refused
 
 PROBLEM_TYPE_BASE: Final = "https://amiyan.kz/problems/"
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
@@ -27,6 +30,14 @@ UNAVAILABLE_RETRY_AFTER_S: Final = 1
 STATUS_BY_ERROR: dict[type[LedgerError], int] = {
     BatchTooLarge: 413,
     LedgerUnavailable: 503,
+}
+
+# One map from a treasury refusal's kind to HTTP status; the problem's code is the refusal's code.
+STATUS_BY_REFUSAL: Final[Mapping[RefusalKind, int]] = {
+    RefusalKind.NOT_FOUND: 404,
+    RefusalKind.CONFLICT: 409,
+    RefusalKind.INVALID: 422,
+    RefusalKind.FORBIDDEN: 403,
 }
 
 # The stable code and title of each status the framework itself raises (no route, wrong method, ...).
@@ -159,6 +170,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)} if status == 503 else None
             return problem_response(status, error.code, title.strip(), headers=headers)
         return problem_response(status, error.code, title.strip(), str(error))
+
+    @app.exception_handler(Refused)
+    async def on_refused(_: Request, refusal: Refused) -> JSONResponse:
+        status = STATUS_BY_REFUSAL[refusal.kind]
+        return problem_response(status, refusal.code, CODE_BY_STATUS[status][1], refusal.message)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
