@@ -107,12 +107,6 @@ def register_key(
     key_id = new_id()
 
     def work(connection: psycopg.Connection[Any]) -> Response:
-        # The unique index decides; a concurrent registration of the same key is retried into this answer.
-        taken = connection.execute(
-            "SELECT 1 FROM provider_signing_keys WHERE public_key = %s", (public_key,)
-        ).fetchone()
-        if taken is not None:
-            raise Problem(409, *PUBLIC_KEY_REGISTERED, "each signer has a key of their own")
         key = register_signing_key(connection, key_id, provider_id, public_key, body.name, caller.name)
         view = SigningKeyView(
             id=key.id, provider_id=key.provider_id, name=key.name, public_key=b64(key.public_key),

@@ -123,6 +123,8 @@ CREATE TABLE settlement_acts (
     CONSTRAINT ck_settlement_acts_sha256 CHECK (sha256 = sha256(body))
 );
 CREATE INDEX ix_settlement_acts_programme_id_period_start ON settlement_acts (programme_id, period_start);
+-- A provider's acts, newest first (the providers' API pages them).
+CREATE INDEX ix_settlement_acts_provider_id_timestamp ON settlement_acts (provider_id, "timestamp");
 CREATE INDEX ix_settlement_acts_corrects_act_id ON settlement_acts (corrects_act_id) WHERE corrects_act_id IS NOT NULL;
 
 -- What each act line sums: redemptions (regular acts) or take-backs of redemptions (adjustment acts).
@@ -305,6 +307,8 @@ CREATE TABLE settlement_payouts (
     CONSTRAINT ck_settlement_payouts_amounts CHECK (amount_tiyn >= 0 AND setoff_tiyn >= 0),
     CONSTRAINT ck_settlement_payouts_transfer CHECK ((amount_tiyn > 0) = (clearing_transfer_id IS NOT NULL))
 );
+-- A provider's payouts, newest first.
+CREATE INDEX ix_settlement_payouts_provider_id_timestamp ON settlement_payouts (provider_id, "timestamp");
 
 CREATE FUNCTION settlement_guard_payout() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -80,6 +80,11 @@ def register_signing_key(
         return existing
     if connection.execute("SELECT 1 FROM providers WHERE id = %s", (provider_id,)).fetchone() is None:
         raise Refused("provider_not_found", str(provider_id), RefusalKind.NOT_FOUND)
+    # The unique index is the guarantee (a racing registration is retried into this answer).
+    if connection.execute(
+        "SELECT 1 FROM provider_signing_keys WHERE public_key = %s", (public_key,)
+    ).fetchone():
+        raise Refused("public_key_registered", "each signer has a key of their own", RefusalKind.CONFLICT)
     connection.execute(
         """INSERT INTO provider_signing_keys (id, provider_id, public_key, name, registered_by, "timestamp")
            VALUES (%s, %s, %s, %s, %s, %s)""",
