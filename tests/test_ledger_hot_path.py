@@ -1,0 +1,231 @@
+"""What the hot path takes for granted is checked where it could be wrong.
+
+A `Ledger` remembers accounts it has read (ledger/known_accounts.py) and assumes a batch's event ids are
+new; both give the answers a ledger that reads everything would give. Here a second `Ledger` (another
+process, as far as the first can tell) changes what the first remembers, and stored ids hide in batches
+the first assumes are new. Then the database guards those shortcuts rely on, and the encoder that writes
+a row's COPY bytes and audit event in one pass.
+"""
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from psycopg_pool import ConnectionPool
+
+from ledger.accounts import Account, AccountFlags, AccountType
+from ledger.audit.events import transfer_event
+from ledger.ids import ZERO_ID, new_id
+from ledger.limits import AMOUNT_TIYN_MAX, BATCH_EVENTS_MAX, COUNTER_TIYN_MAX
+from ledger.money import Asset
+from ledger.results import CreateAccountResult as A
+from ledger.results import CreateTransferResult as R
+from ledger.service import Ledger
+from ledger.transfers import StoredTransfer, Transfer
+from ledger.transfers import TransferFlags as F
+from ledger.unit_of_work import UnitOfWork
+from ledger.wire import COPY_HEADER, COPY_TRAILER, encode_transfers
+
+KZT = Asset.KZT
+OPERATOR = AccountType.OPERATOR
+GUARDED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+
+
+@pytest.fixture
+def elsewhere(pool: ConnectionPool[Any]) -> Ledger:
+    """Another Ledger on the same database, with its own memory: what another process would do."""
+    return Ledger(UnitOfWork(pool))
+
+
+def _accounts(ledger: Ledger, *flags: int) -> list[uuid.UUID]:
+    ids = [new_id() for _ in flags]
+    assert ledger.create_accounts(
+        [Account(a, KZT, OPERATOR, f) for a, f in zip(ids, flags, strict=True)]
+    ) == [A.ok] * len(ids)
+    return ids
+
+
+def _move(ledger: Ledger, debit: uuid.UUID, credit: uuid.UUID, amount: int = 10, **fields: object) -> R:
+    [result] = ledger.create_transfers([Transfer(new_id(), debit, credit, amount, KZT, 1, **fields)])  # type: ignore[arg-type]
+    return result
+
+
+def _close_elsewhere(elsewhere: Ledger, account: uuid.UUID, other: uuid.UUID) -> uuid.UUID:
+    pending = new_id()
+    assert elsewhere.create_transfers(
+        [Transfer(pending, account, other, 1, KZT, 1, flags=F.PENDING | F.CLOSING_DEBIT)]
+    ) == [R.ok]
+    return pending
+
+
+def test_an_account_closed_by_another_ledger_is_refused_though_this_one_remembers_it_open(
+    ledger: Ledger, elsewhere: Ledger
+) -> None:
+    payer, payee, other = _accounts(ledger, 0, 0, 0)
+    assert _move(ledger, payer, payee) == R.ok
+    assert payer.int in ledger.known_accounts.plain  # the next batch would not read it
+    pending = _close_elsewhere(elsewhere, payer, other)
+    assert _move(ledger, payer, payee) == R.account_closed
+    # Reopened elsewhere (the reservation is voided): this ledger sees that too.
+    void = Transfer(new_id(), ZERO_ID, ZERO_ID, 1, 0, 0, flags=F.VOID_PENDING, pending_id=pending)
+    assert elsewhere.create_transfers([void]) == [R.ok]
+    assert _move(ledger, payer, payee) == R.ok
+
+
+def test_a_refusal_that_closing_would_pre_empt_is_decided_on_a_fresh_read(
+    ledger: Ledger, elsewhere: Ledger
+) -> None:
+    # The payee is remembered open, the payer cannot pay: were the payee still open the answer would be
+    # exceeds_credits, but it was closed meanwhile, and account_closed comes first.
+    guarded, payee, other = _accounts(ledger, GUARDED, 0, 0)
+    assert _move(ledger, other, payee) == R.ok
+    _close_elsewhere(elsewhere, payee, other)
+    refused = Transfer(new_id(), guarded, payee, 10, KZT, 1)
+    assert ledger.create_transfers([refused]) == [R.account_closed]
+    assert ledger.create_transfers([refused]) == [R.id_already_failed]
+    assert ledger.lookup_transfers([refused.id]) == []
+
+
+def test_a_linked_chain_leaning_on_a_remembered_account_is_decided_on_a_fresh_read(
+    ledger: Ledger, elsewhere: Ledger
+) -> None:
+    payer, payee, other = _accounts(ledger, 0, 0, 0)
+    assert _move(ledger, payer, payee) == R.ok
+    _close_elsewhere(elsewhere, payer, other)
+    chain = [
+        Transfer(new_id(), payer, payee, 5, KZT, 1, flags=F.LINKED),
+        Transfer(new_id(), other, payee, 0, KZT, 1),  # invalid: the chain fails here, or earlier
+    ]
+    assert ledger.create_transfers(chain) == [R.account_closed, R.linked_event_failed]
+
+
+def test_counters_pushed_near_the_limit_by_another_ledger_still_give_overflows(
+    ledger: Ledger, elsewhere: Ledger
+) -> None:
+    payer, payee, sink = _accounts(ledger, 0, 0, 0)
+    assert _move(ledger, payer, payee) == R.ok  # remembered: this ledger counts its counters from zero
+    count = COUNTER_TIYN_MAX // AMOUNT_TIYN_MAX
+    events = [Transfer(new_id(), payer, sink, AMOUNT_TIYN_MAX, KZT, 1) for _ in range(count)]
+    for start in range(0, count, BATCH_EVENTS_MAX):
+        chunk = events[start : start + BATCH_EVENTS_MAX]
+        assert elsewhere.create_transfers(chunk) == [R.ok] * len(chunk)
+    headroom = COUNTER_TIYN_MAX - count * AMOUNT_TIYN_MAX - 10
+    assert _move(ledger, payer, payee, headroom + 1) == R.overflows_debits
+    assert _move(ledger, payer, payee, headroom) == R.ok
+    [account] = ledger.lookup_accounts([payer])
+    assert account.debits_posted == COUNTER_TIYN_MAX
+
+
+def test_a_pending_made_and_posted_in_one_batch_on_remembered_accounts(ledger: Ledger) -> None:
+    payer, payee = _accounts(ledger, 0, 0)
+    assert _move(ledger, payer, payee) == R.ok
+    pending = Transfer(new_id(), payer, payee, 100, KZT, 1, flags=F.PENDING)
+    post = Transfer(new_id(), ZERO_ID, ZERO_ID, 60, 0, 0, flags=F.POST_PENDING, pending_id=pending.id)
+    assert ledger.create_transfers([pending, post]) == [R.ok, R.ok]
+    [account] = ledger.lookup_accounts([payer])
+    assert (account.debits_pending, account.debits_posted) == (0, 70)
+
+
+def test_a_stored_id_in_a_batch_assumed_new_is_answered_as_stored(ledger: Ledger) -> None:
+    payer, payee = _accounts(ledger, 0, 0)
+    original = Transfer(new_id(), payer, payee, 10, KZT, 1)
+    assert ledger.create_transfers([original]) == [R.ok]
+    fresh = Transfer(new_id(), payer, payee, 1, KZT, 1)
+    assert ledger.create_transfers([fresh, original]) == [R.ok, R.exists]
+    [counters] = ledger.lookup_accounts([payer])
+    assert counters.debits_posted == 11  # the retried batch moved only the new transfer, once
+
+
+def test_a_stored_id_refused_on_state_when_assumed_new_is_not_recorded_as_failed(ledger: Ledger) -> None:
+    # Retried with a credit account that does not exist: a stored id answers before any account lookup.
+    payer, payee = _accounts(ledger, 0, 0)
+    original = Transfer(new_id(), payer, payee, 10, KZT, 1)
+    assert ledger.create_transfers([original]) == [R.ok]
+    changed = Transfer(original.id, payer, new_id(), 10, KZT, 1)
+    assert ledger.create_transfers([changed]) == [R.exists_with_different_credit_account_id]
+    assert ledger.create_transfers([original]) == [R.exists]
+
+
+def test_a_stored_id_inside_a_failing_chain_fails_the_chain_where_it_stands(ledger: Ledger) -> None:
+    payer, payee = _accounts(ledger, 0, 0)
+    original = Transfer(new_id(), payer, payee, 10, KZT, 1)
+    assert ledger.create_transfers([original]) == [R.ok]
+    unknown = Transfer(new_id(), ZERO_ID, ZERO_ID, 1, 0, 0, flags=F.POST_PENDING, pending_id=new_id())
+    chain = [Transfer(original.id, payer, payee, 11, KZT, 1, flags=F.LINKED), unknown]
+    assert ledger.create_transfers(chain) == [R.exists_with_different_amount, R.linked_event_failed]
+    # The unknown post was never decided, so its id is not failed: it can still be answered on its own.
+    assert ledger.create_transfers([unknown]) == [R.pending_transfer_not_found]
+
+
+def test_balance_limit_flags_never_change_at_the_database(
+    owner_connection: psycopg.Connection[Any], ledger: Ledger
+) -> None:
+    [guarded] = _accounts(ledger, GUARDED)
+    for flags in ("flags & ~2", "flags | 4"):
+        with pytest.raises(psycopg.Error) as caught:
+            owner_connection.execute(f"UPDATE accounts SET flags = {flags} WHERE id = %s", (guarded,))
+        owner_connection.rollback()
+        assert (caught.value.sqlstate, caught.value.diag.constraint_name) == (
+            "23001",
+            "accounts_limits_immutable",
+        )
+
+
+def test_apply_deltas_refuses_a_batch_that_would_overflow_a_counter(
+    owner_connection: psycopg.Connection[Any], ledger: Ledger
+) -> None:
+    # Pending plus posted past 2^63 - 1, though each counter alone would fit: refused, and retryable (the
+    # ledger then decides again from a fresh read and answers overflows_debits / overflows_credits). The
+    # counters are set by hand inside a transaction that is rolled back.
+    a, b = _accounts(ledger, 0, 0)
+    near = COUNTER_TIYN_MAX - 5
+    owner_connection.execute("UPDATE accounts SET debits_pending = %s WHERE id = %s", (near, a))
+    owner_connection.execute("UPDATE accounts SET credits_pending = %s WHERE id = %s", (near, b))
+    with pytest.raises(psycopg.Error) as caught:
+        owner_connection.execute(
+            "SELECT ledger_apply_deltas(%s, %s, %s, %s, %s, %s, %s, %s, %s::smallint[])",
+            ([a, b], [0, 0], [10, 0], [0, 0], [0, 10], [0, 0], [0, 0], [0, 0], [1, 1]),
+        )
+    owner_connection.rollback()
+    assert caught.value.sqlstate == "40001"
+    assert [(x.debits_posted, x.credits_posted) for x in ledger.lookup_accounts([a, b])] == [(0, 0), (0, 0)]
+
+
+_IDS = st.builds(lambda n: uuid.UUID(int=n), st.integers(0, 2**128 - 1))
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.builds(
+            StoredTransfer,
+            _IDS,
+            _IDS,
+            _IDS,
+            st.integers(1, AMOUNT_TIYN_MAX),
+            st.integers(0, 2**15 - 1),
+            st.integers(0, 2**15 - 1),
+            st.integers(0, 2**16 - 1),
+            st.one_of(st.just(ZERO_ID), _IDS),
+            st.integers(0, 2**31 - 1),
+            _IDS,
+            st.integers(0, 2**63 - 1),
+            st.integers(0, 2**31 - 1),
+            st.dates(dt.date(2000, 1, 1), dt.date(2199, 12, 31)),
+            st.integers(0, 2**63 - 1),
+        ),
+        max_size=5,
+    )
+)
+def test_the_one_pass_encoder_writes_each_rows_audit_event_byte_for_byte(rows: list[StoredTransfer]) -> None:
+    copy_data, events = encode_transfers(rows, audit=True)
+    assert events == [transfer_event(row) for row in rows]
+    assert copy_data.startswith(COPY_HEADER) and copy_data.endswith(COPY_TRAILER)
+    # Each row: a field count, then 14 length-prefixed fields; a NULL pending id is a bare -1 length.
+    null_pendings = sum(row.pending_id == ZERO_ID for row in rows)
+    row_bytes = 2 + 14 * 4 + 3 * 16 + 8 + 2 + 2 + 4 + 16 + 4 + 16 + 8 + 4 + 4 + 8
+    assert len(copy_data) == len(COPY_HEADER) + len(COPY_TRAILER) + len(rows) * row_bytes - 16 * null_pendings
