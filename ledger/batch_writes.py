@@ -5,9 +5,11 @@ refuses the batch if one was closed meanwhile, would overflow, or if debits and 
 the deltas; then failed ids and pending timeouts. Never commits.
 """
 
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from ledger.accounts import AccountFlags
 from ledger.audit.events import transfer_events
@@ -70,14 +72,18 @@ def write_batch(
     known: KnownAccounts | None,
 ) -> None:
     rows = batch.inserted
-    if len(rows) >= COPY_ROWS_MIN:
+    # The caller's pipeline may already be open (the unit of work then sends these writes with its
+    # commit, in one round trip); COPY cannot run inside one.
+    pipelined = connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+    copied = len(rows) >= COPY_ROWS_MIN and not pipelined
+    if copied:
         copy_data, events = encode_transfers(rows, audit)
         with connection.cursor().copy(_COPY_TRANSFERS) as copy:
             copy.write(copy_data)
     else:
         events = transfer_events(rows) if audit else []
-    with connection.pipeline():
-        if rows and len(rows) < COPY_ROWS_MIN:
+    with nullcontext() if pipelined else connection.pipeline():
+        if rows and not copied:
             connection.execute(_INSERT_TRANSFERS, _transfer_columns(rows))
         append_events(connection, events)
         if rows:

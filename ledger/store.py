@@ -208,17 +208,12 @@ def _read_pending_and_expired(
 ) -> tuple[dict[int, StoredTransfer], list[int]]:
     """Round trip 1: the pending transfers the batch names, and reservations whose timeout passed."""
     transfers: dict[int, StoredTransfer] = {}
-    with connection.pipeline() as pipeline:
-        pending_cursor = (
-            connection.execute(SELECT_TRANSFERS, (uuid_array_of_ints(pending_ids),), binary=True)
-            if pending_ids
-            else None
-        )
+    with connection.pipeline():  # leaving the block is the one sync: results are read after it
+        pending_cursor = _query(connection, SELECT_TRANSFERS, pending_ids)
         expired_cursor = connection.execute(_SELECT_EXPIRED, binary=True) if release_expired else None
-        pipeline.sync()
-        for row in pending_cursor.fetchall() if pending_cursor is not None else []:
-            transfers[row[0].int] = StoredTransfer(*row)
-        expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()] if expired_cursor else []
+    for row in pending_cursor.fetchall() if pending_cursor is not None else []:
+        transfers[row[0].int] = StoredTransfer(*row)
+    expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()] if expired_cursor else []
     for row in expired:
         transfers[row.id.int] = row
     return transfers, [row.id.int for row in expired]
@@ -235,7 +230,7 @@ def _lock_and_load(
     accounts, to_lock, to_read = _remembered_accounts(request, known, read_all)
     event_id_array = uuid_array_of_ints(request.event_ids)
     resolving = request.pending_ids + request.expired_ids
-    with connection.pipeline() as pipeline:
+    with connection.pipeline():  # leaving the block is the one sync: results are read after it
         locked_cursor = _query(connection, _LOCK_LIMITED_ACCOUNTS, to_lock)
         read_cursor = _query(connection, _READ_ACCOUNTS, to_read)
         existing_cursor = None if assume_new_ids else _query(connection, SELECT_TRANSFERS, request.event_ids)
@@ -244,17 +239,14 @@ def _lock_and_load(
         clock_cursor = connection.execute(
             _RESERVE_TIMESTAMPS, (max(len(request.events) + len(request.expired_ids), 1),)
         )
-        pipeline.sync()
-        read = read_cursor.fetchall() if read_cursor is not None else []
-        locked = locked_cursor.fetchall() if locked_cursor is not None else []
-        transfers = dict(request.loaded)
-        for row in existing_cursor.fetchall() if existing_cursor is not None else []:
-            transfers[row[0].int] = StoredTransfer(*row)
-        resolutions = (
-            {row[0].int: row[1] for row in resolution_cursor.fetchall()} if resolution_cursor else {}
-        )
-        failed = {row[0].int: row[1] for row in failure_cursor.fetchall()}
-        clock_row = clock_cursor.fetchone()
+    read = read_cursor.fetchall() if read_cursor is not None else []
+    locked = locked_cursor.fetchall() if locked_cursor is not None else []
+    transfers = dict(request.loaded)
+    for row in existing_cursor.fetchall() if existing_cursor is not None else []:
+        transfers[row[0].int] = StoredTransfer(*row)
+    resolutions = {row[0].int: row[1] for row in resolution_cursor.fetchall()} if resolution_cursor else {}
+    failed = {row[0].int: row[1] for row in failure_cursor.fetchall()}
+    clock_row = clock_cursor.fetchone()
     for row in read + locked:  # locked last: read under lock, these counters are the current ones
         accounts[row[0].int] = AccountState(row)
     if known is not None and (read or locked):
