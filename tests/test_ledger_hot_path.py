@@ -7,6 +7,7 @@ the first assumes are new. Then the database guards those shortcuts rely on, and
 a row's COPY bytes and audit event in one pass.
 """
 
+import dataclasses
 import datetime as dt
 import uuid
 from typing import Any
@@ -19,13 +20,13 @@ from psycopg_pool import ConnectionPool
 
 from ledger.accounts import Account, AccountFlags, AccountType
 from ledger.audit.events import transfer_event
-from ledger.ids import ZERO_ID, new_id
+from ledger.ids import MAX_ID, ZERO_ID, new_id
 from ledger.limits import AMOUNT_TIYN_MAX, BATCH_EVENTS_MAX, COUNTER_TIYN_MAX
 from ledger.money import Asset
 from ledger.results import CreateAccountResult as A
 from ledger.results import CreateTransferResult as R
 from ledger.service import Ledger
-from ledger.transfers import StoredTransfer, Transfer
+from ledger.transfers import StoredTransfer, Transfer, first_broken_rule, validate_transfer
 from ledger.transfers import TransferFlags as F
 from ledger.unit_of_work import UnitOfWork
 from ledger.wire import COPY_HEADER, COPY_TRAILER, encode_transfers
@@ -310,3 +311,28 @@ class TestVoucherCashingAtTheDatabase:
         self, owner_connection: psycopg.Connection[Any], debit: str, credit: str, refused: str | None
     ) -> None:
         assert self._insert(owner_connection, getattr(self, debit), getattr(self, credit)) == refused
+
+
+_PLAIN = st.builds(
+    lambda debit, credit, amount, asset, code, linked, day: Transfer(
+        new_id(), debit, credit, amount, asset, code, F.LINKED if linked else 0, effective_date=day
+    ),
+    _IDS, _IDS, st.integers(1, AMOUNT_TIYN_MAX), st.sampled_from([1, 2, *Asset]), st.integers(1, 2**15 - 1),
+    st.booleans(), st.one_of(st.none(), st.dates(dt.date(2000, 1, 1), dt.date(2199, 12, 31))),
+)  # fmt: skip
+_ODD_NUMBERS = (None, True, 1.0, 0, -1, 2**15, 2**31, 2**63, 2**64, "1", Asset.KZT, F.LINKED, F.PENDING)
+_ODD_IDS = (ZERO_ID, MAX_ID, uuid.UUID(int=0), uuid.UUID(int=1))
+_ODD_OTHERS = (*_ODD_IDS, dt.date(1999, 1, 1), dt.datetime(2025, 1, 1))
+_ODD = st.sampled_from([*_ODD_NUMBERS, *_ODD_OTHERS])
+
+
+@settings(max_examples=3000)
+@given(
+    _PLAIN,
+    st.lists(st.tuples(st.sampled_from([f.name for f in dataclasses.fields(Transfer)]), _ODD), max_size=2),
+)
+def test_the_validation_shortcut_only_passes_events_the_full_rules_pass(
+    plain: Transfer, oddities: list[tuple[str, object]]
+) -> None:
+    event = dataclasses.replace(plain, **dict(oddities))  # type: ignore[arg-type]
+    assert validate_transfer(event) == first_broken_rule(event)
