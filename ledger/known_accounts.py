@@ -18,9 +18,9 @@ import threading
 
 from ledger.accounts import AccountFlags
 
-# Past this many remembered accounts the memory starts again empty: a bound on memory, not a cliff (the
-# next batches read what they touch and remember it again).
-KNOWN_ACCOUNTS_MAX = 500_000
+# Past this many remembered accounts (~150 bytes each) the memory starts again empty: a bound on memory,
+# not a cliff (the next batches read what they touch and remember it again).
+KNOWN_ACCOUNTS_MAX = 200_000
 _LIMITS = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 _CLOSED = int(AccountFlags.CLOSED)
 

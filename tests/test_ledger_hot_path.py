@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from ledger.accounts import Account, AccountFlags, AccountType
 from ledger.audit.events import transfer_event
 from ledger.ids import MAX_ID, ZERO_ID, new_id
+from ledger.known_accounts import KnownAccounts
 from ledger.limits import AMOUNT_TIYN_MAX, BATCH_EVENTS_MAX, COUNTER_TIYN_MAX
 from ledger.money import Asset
 from ledger.results import CreateAccountResult as A
@@ -336,3 +337,13 @@ def test_the_validation_shortcut_only_passes_events_the_full_rules_pass(
 ) -> None:
     event = dataclasses.replace(plain, **dict(oddities))  # type: ignore[arg-type]
     assert validate_transfer(event) == first_broken_rule(event)
+
+
+def test_the_account_memory_forgets_closed_accounts_and_is_bounded() -> None:
+    known = KnownAccounts(size_max=3)
+    known.remember_read([(1, 1, 9, 0), (2, 1, 9, int(GUARDED)), (3, 1, 9, int(AccountFlags.CLOSED))])
+    assert (known.plain, known.limited) == ({1: (1, 9)}, {2})
+    known.remember_read([(1, 1, 9, int(AccountFlags.CLOSED))])  # closed since: read again next time
+    assert known.plain == {}
+    known.remember_read([(4, 1, 9, 0), (5, 1, 9, 0), (6, 1, 9, 0)])  # past the bound: starts again
+    assert (known.plain, known.limited) == ({4: (1, 9), 5: (1, 9), 6: (1, 9)}, set())
