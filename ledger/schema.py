@@ -61,6 +61,8 @@ accounts = Table(
         "flags & 4 = 0 OR credits_pending + credits_posted <= debits_posted",
         name="credits_must_not_exceed_debits",
     ),
+    # Voucher accounts only (code 5): how the non-cashable trigger finds a batch's voucher debits.
+    Index("ix_accounts_voucher_id", "id", postgresql_where=text("code = 5")),
 )
 
 transfers = Table(

@@ -14,9 +14,11 @@ import structlog
 
 from ledger import account_store, queries, store
 from ledger.accounts import Account, AccountBalance
+from ledger.batch_writes import COPY_ROWS_MIN
 from ledger.clock import datetime_to_timestamp
 from ledger.errors import BatchTooLarge
 from ledger.ids import new_id
+from ledger.known_accounts import KnownAccounts
 from ledger.limits import BATCH_EVENTS_MAX, EXPIRY_CHECK_INTERVAL_S, PAGE_TRANSFERS_MAX
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.transfers import StoredTransfer, Transfer
@@ -48,6 +50,8 @@ class Ledger:
         self.unit_of_work = unit_of_work
         self.audit = audit
         self._expiry_checked_at = 0.0
+        # Identity of accounts this Ledger has read (ledger.known_accounts): most batches read none.
+        self.known_accounts = KnownAccounts()
 
     def create_accounts(self, events: Sequence[Account]) -> list[CreateAccountResult]:
         _check_batch_size(len(events))
@@ -70,9 +74,26 @@ class Ledger:
         release = started - self._expiry_checked_at >= EXPIRY_CHECK_INTERVAL_S
         if release:
             self._expiry_checked_at = started
-        results = self.unit_of_work.run(
-            lambda connection: create_transfers_in(connection, events, self.audit, release_expired=release)
-        )
+        attempts = 0
+
+        def attempt(connection: psycopg.Connection[Any]) -> list[CreateTransferResult]:
+            # The first attempt assumes the event ids are new (a stored one fails the insert on the primary
+            # key) and decides on remembered accounts; a retry reads both, so it cannot lose the same way.
+            nonlocal attempts
+            attempts += 1
+            results, _ = store.create_transfers(
+                connection,
+                events,
+                self.audit,
+                release,
+                known=self.known_accounts,
+                assume_new_ids=attempts == 1,
+                read_all_accounts=attempts > 1,
+            )
+            return results
+
+        # A small batch's writes ride with its commit (COPY, for large ones, cannot run in a pipeline).
+        results = self.unit_of_work.run(attempt, pipelined=len(events) < COPY_ROWS_MIN)
         _log_request("create_transfers", results, started)
         return results
 
@@ -124,11 +145,11 @@ def _check_batch_size(count: int) -> None:
 def _log_request(
     operation: str, results: Sequence[CreateAccountResult | CreateTransferResult], started: float
 ) -> None:
-    counts = Counter(result.name for result in results)
+    counts = Counter(results)  # by member, named after: an enum's .name is a Python-level property
     log.info(
         operation,
         batch_id=str(new_id()),
         events=len(results),
-        results=dict(counts),
+        results={result.name: count for result, count in counts.items()},
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
     )

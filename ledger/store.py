@@ -1,37 +1,33 @@
-"""The set-based SQL behind a ledger request. Every function takes an open psycopg connection inside the
-unit of work's transaction and never commits.
+"""The set-based SQL behind a `create_transfers` request. Every function takes an open psycopg connection
+inside the unit of work's transaction and never commits.
 
-A `create_transfers` request costs four round trips whatever its size: (1) the pending transfers it
-references and any expired reservations; (2) an id-ordered `SELECT … FOR UPDATE` of the accounts whose
-balance limits the decision depends on, a plain read of the other accounts, the existing ids, resolutions
-and failed ids, and a block of ledger timestamps; then the in-memory decision (`ledger.batches`); (3) one
-multi-row insert of the new transfers and `ledger_apply_deltas`, which locks the touched accounts in id
-order, refuses the batch if one was closed meanwhile or if debits and credits differ, and adds the deltas;
-(4) the commit. Hot accounts without limits are thus locked only from (3) to the commit.
+A request costs four round trips whatever its size: (1) the pending transfers it references and any
+expired reservations; (2) an id-ordered `SELECT … FOR UPDATE` of the accounts whose balance limits the
+decision depends on, a plain read of accounts the caller's memory does not hold (ledger.known_accounts),
+the failed ids (and the existing ids, unless the caller assumes they are new), resolutions and a block of
+ledger timestamps; then the in-memory decision (`ledger.batches`); (3) the writes (`ledger.batch_writes`),
+ending in `ledger_apply_deltas`; (4) the commit. Hot accounts without limits are thus locked only from
+(3) to the commit.
 """
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from ledger.accounts import (
-    AccountFlags,
-    AccountType,
-)
-from ledger.audit.events import transfer_events
-from ledger.audit.inbox import append_events
+from ledger.accounts import AccountType
+from ledger.batch_writes import write_batch
 from ledger.batches import AccountState, TransferBatch
 from ledger.clock import business_date
-from ledger.ids import ZERO_ID
+from ledger.known_accounts import KnownAccounts
 from ledger.limits import EXPIRY_PER_BATCH_MAX
 from ledger.results import CreateTransferResult
 from ledger.transfers import StoredTransfer, Transfer
 from ledger.vouchers.spend_rules import load_spend_rules
-from ledger.wire import date_array, int2_array, int4_array, int8_array, transfer_copy_data, uuid_array
+from ledger.wire import uuid_array_of_ints
 
-_CLOSED = int(AccountFlags.CLOSED)
 _VOUCHER = int(AccountType.VOUCHER)
 
 
@@ -70,42 +66,21 @@ SELECT id, asset, code, flags, debits_pending, debits_posted, credits_pending, c
 _SELECT_RESOLUTIONS = "SELECT pending_id, flags FROM transfers WHERE pending_id = ANY(%b::uuid[])"
 _SELECT_FAILURES = "SELECT id, result FROM transfer_failures WHERE id = ANY(%b::uuid[])"
 _RESERVE_TIMESTAMPS = "SELECT ledger_clock_reserve(%s)"
-# COPY is the cheapest way in for large batches but costs a round trip of its own; below this many rows a
-# multi-row INSERT riding in the write pipeline is faster (coalesced single requests are ~10-30 rows).
-COPY_ROWS_MIN = 64
-_INSERT_TRANSFERS = """
-INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,
-                       timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
-SELECT id, debit_account_id, credit_account_id, amount, asset, code, flags, nullif(pending_id, %b::uuid),
-       timeout_s, user_data_128, user_data_64, user_data_32, effective_date, "timestamp"
-  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::bigint[], %b::smallint[], %b::smallint[], %b::int[],
-              %b::uuid[], %b::int[], %b::uuid[], %b::bigint[], %b::int[], %b::date[], %b::bigint[])
-    AS n(id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
-         user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
-"""
-_COPY_TRANSFERS = """
-COPY transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s,
-                user_data_128, user_data_64, user_data_32, effective_date, "timestamp")
-FROM STDIN (FORMAT BINARY)
-"""
-_APPLY_DELTAS = (
-    "SELECT ledger_apply_deltas(%b::uuid[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],"
-    " %b::int[], %b::int[], %b::int[], %b::smallint[])"
-)
-_INSERT_FAILURES = """
-INSERT INTO transfer_failures (id, result, "timestamp")
-SELECT id, result, %s FROM unnest(%b::uuid[], %b::smallint[]) AS n(id, result)
-ON CONFLICT (id) DO NOTHING
-"""
-_INSERT_TIMEOUTS = """
-INSERT INTO pending_timeouts (transfer_id, expires_at)
-SELECT * FROM unnest(%b::uuid[], %b::bigint[])
-"""
-_DELETE_TIMEOUTS = "DELETE FROM pending_timeouts WHERE transfer_id = ANY(%b::uuid[])"
+_ANY_STORED = "SELECT 1 FROM transfers WHERE id = ANY(%b::uuid[]) LIMIT 1"
 
 
-def _uuid_or_none(value: object) -> uuid.UUID | None:
-    return value if isinstance(value, uuid.UUID) and value != ZERO_ID else None
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What a request references, and the stored transfers round trip 1 found; ids as `UUID.int`."""
+
+    events: Sequence[Transfer]
+    event_ids: list[int]
+    pending_ids: list[int]
+    expired_ids: list[int]
+    account_ids: dict[int, uuid.UUID]
+    # accounts of the pending transfers the batch resolves or expires: their counters are needed
+    must_read: frozenset[int]
+    loaded: dict[int, StoredTransfer]
 
 
 def create_transfers(
@@ -113,27 +88,79 @@ def create_transfers(
     events: Sequence[Transfer],
     audit: bool = True,
     release_expired: bool = True,
+    *,
+    known: KnownAccounts | None = None,
+    assume_new_ids: bool = False,
+    read_all_accounts: bool = False,
 ) -> tuple[list[CreateTransferResult], TransferBatch]:
     """Decide and write one batch; returns one result per event and the decided batch (rows written).
     `release_expired=False` skips looking for timed-out reservations (the caller does it often enough; a
     post or void of one is still refused by its timestamp). `audit=False` exists only so a benchmark can
-    measure what the audit log costs; nothing else uses it."""
+    measure what the audit log costs; nothing else uses it.
+
+    `known`: the caller's memory of accounts (see ledger.known_accounts); None reads every account, and so
+    does `read_all_accounts` (a retry), which still teaches the memory what it read.
+    `assume_new_ids`: do not look the event ids up among stored transfers. An id that was stored makes
+    the insert fail on the primary key, so a caller that sets this must retry that failure without it (the
+    `Ledger` does); events refused for a reason an existing id would pre-empt are checked here."""
     event_ids, pending_ids, account_ids = _referenced_ids(events)
     if pending_ids or release_expired:
-        transfers, expired_ids = _read_pending_and_expired(connection, pending_ids, release_expired)
+        loaded, expired_ids = _read_pending_and_expired(connection, pending_ids, release_expired)
     else:
-        transfers, expired_ids = {}, []
-    for row in transfers.values():
-        account_ids.add(row.debit_account_id)
-        account_ids.add(row.credit_account_id)
-    batch = _lock_and_load(
-        connection, event_ids, pending_ids, expired_ids, account_ids, transfers, len(events)
-    )
-    _load_voucher_rules(connection, batch, events)
-    expiry_timestamps = batch.expire(expired_ids)
-    results = batch.run(list(events), timestamp_offset=expiry_timestamps)
-    _write_batch(connection, batch, expired_ids, audit)
+        loaded, expired_ids = {}, []
+    must_read = set()
+    for row in loaded.values():
+        for account_id in (row.debit_account_id, row.credit_account_id):
+            account_ids[account_id.int] = account_id
+            must_read.add(account_id.int)
+    request = _Request(events, event_ids, pending_ids, expired_ids, account_ids, frozenset(must_read), loaded)
+    read_all, assume_new = known is None or read_all_accounts, assume_new_ids
+    while True:  # at most three passes: each repeat turns one assumption off
+        batch, results = _decide(connection, request, known, read_all, assume_new)
+        if batch.unsure and not read_all:
+            read_all = True
+        elif assume_new and _stored_among(connection, events, results):
+            assume_new = False
+        else:
+            break
+    write_batch(connection, batch, request.expired_ids, audit, known)
     return results, batch
+
+
+def _decide(
+    connection: psycopg.Connection[Any],
+    request: _Request,
+    known: KnownAccounts | None,
+    read_all: bool,
+    assume_new_ids: bool,
+) -> tuple[TransferBatch, list[CreateTransferResult]]:
+    batch = _lock_and_load(connection, request, known, read_all, assume_new_ids)
+    _load_voucher_rules(connection, batch, request.events)
+    expiry_timestamps = batch.expire(request.expired_ids)
+    return batch, batch.run(list(request.events), timestamp_offset=expiry_timestamps)
+
+
+# Refusals an id already stored could have pre-empted with `exists…`: every code decided after the stored-id
+# check (id_already_failed and the codes after it; new codes get new, larger values), and a failed chain's
+# other events, since a stored one among them would have failed the chain there.
+_DECIDED_ON_STATE = frozenset(
+    {r for r in CreateTransferResult if r >= CreateTransferResult.id_already_failed}
+    | {CreateTransferResult.linked_event_failed}
+)
+
+
+def _stored_among(
+    connection: psycopg.Connection[Any], events: Sequence[Transfer], results: list[CreateTransferResult]
+) -> bool:
+    """Whether an event refused on ledger state has an id already stored (its answer is then `exists…`)."""
+    refused = [
+        event.id.int
+        for event, result in zip(events, results, strict=True)
+        if result in _DECIDED_ON_STATE and isinstance(event.id, uuid.UUID)
+    ]
+    if not refused:
+        return False
+    return connection.execute(_ANY_STORED, (uuid_array_of_ints(refused),), binary=True).fetchone() is not None
 
 
 def _load_voucher_rules(
@@ -142,10 +169,14 @@ def _load_voucher_rules(
     """A batch that debits a voucher account reads what that voucher may credit (one more round trip,
     paid only by such batches)."""
     accounts = batch.accounts
+    if not any(state.code == _VOUCHER for state in accounts.values()):
+        return
     spends = [
-        (event.debit_account_id, event.credit_account_id)
+        (debit.id, event.credit_account_id)
         for event in events
-        if (debit := accounts.get(event.debit_account_id)) is not None and debit.code == _VOUCHER
+        if isinstance(event.debit_account_id, uuid.UUID)
+        and (debit := accounts.get(event.debit_account_id.int)) is not None
+        and debit.code == _VOUCHER
     ]
     if spends:
         batch.spend_rules = load_spend_rules(
@@ -153,76 +184,73 @@ def _load_voucher_rules(
         )
 
 
-def _referenced_ids(events: Sequence[Transfer]) -> tuple[list[uuid.UUID], list[uuid.UUID], set[uuid.UUID]]:
+def _referenced_ids(events: Sequence[Transfer]) -> tuple[list[int], list[int], dict[int, uuid.UUID]]:
     """(event ids, pending ids, account ids) of well-formed fields; malformed ones get their codes later."""
-    event_ids: list[uuid.UUID] = []
-    pending_ids: list[uuid.UUID] = []
-    account_ids: set[uuid.UUID] = set()
+    event_ids: list[int] = []
+    pending_ids: list[int] = []
+    account_ids: dict[int, uuid.UUID] = {}
     for event in events:
         if isinstance(event.id, uuid.UUID):
-            event_ids.append(event.id)
-        pending = _uuid_or_none(event.pending_id)
-        if pending is not None:
-            pending_ids.append(pending)
-        for account_id in (event.debit_account_id, event.credit_account_id):
-            if _uuid_or_none(account_id) is not None:
-                account_ids.add(account_id)
+            event_ids.append(event.id.int)
+        pending = event.pending_id
+        if isinstance(pending, uuid.UUID) and pending.int:
+            pending_ids.append(pending.int)
+        debit, credit = event.debit_account_id, event.credit_account_id
+        if isinstance(debit, uuid.UUID) and debit.int:
+            account_ids[debit.int] = debit
+        if isinstance(credit, uuid.UUID) and credit.int:
+            account_ids[credit.int] = credit
     return event_ids, pending_ids, account_ids
 
 
 def _read_pending_and_expired(
-    connection: psycopg.Connection[Any], pending_ids: list[uuid.UUID], release_expired: bool
-) -> tuple[dict[uuid.UUID, StoredTransfer], list[uuid.UUID]]:
+    connection: psycopg.Connection[Any], pending_ids: list[int], release_expired: bool
+) -> tuple[dict[int, StoredTransfer], list[int]]:
     """Round trip 1: the pending transfers the batch names, and reservations whose timeout passed."""
-    transfers: dict[uuid.UUID, StoredTransfer] = {}
-    with connection.pipeline() as pipeline:
-        pending_cursor = (
-            connection.execute(SELECT_TRANSFERS, (uuid_array(pending_ids),), binary=True)
-            if pending_ids
-            else None
-        )
+    transfers: dict[int, StoredTransfer] = {}
+    with connection.pipeline():  # leaving the block is the one sync: results are read after it
+        pending_cursor = _query(connection, SELECT_TRANSFERS, pending_ids)
         expired_cursor = connection.execute(_SELECT_EXPIRED, binary=True) if release_expired else None
-        pipeline.sync()
-        for row in pending_cursor.fetchall() if pending_cursor is not None else []:
-            transfers[row[0]] = StoredTransfer(*row)
-        expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()] if expired_cursor else []
+    for row in pending_cursor.fetchall() if pending_cursor is not None else []:
+        transfers[row[0].int] = StoredTransfer(*row)
+    expired = [StoredTransfer(*row) for row in expired_cursor.fetchall()] if expired_cursor else []
     for row in expired:
-        transfers[row.id] = row
-    return transfers, [row.id for row in expired]
+        transfers[row.id.int] = row
+    return transfers, [row.id.int for row in expired]
 
 
 def _lock_and_load(
     connection: psycopg.Connection[Any],
-    event_ids: list[uuid.UUID],
-    pending_ids: list[uuid.UUID],
-    expired_ids: list[uuid.UUID],
-    account_ids: set[uuid.UUID],
-    transfers: dict[uuid.UUID, StoredTransfer],
-    event_count: int,
+    request: _Request,
+    known: KnownAccounts | None,
+    read_all: bool,
+    assume_new_ids: bool,
 ) -> TransferBatch:
-    """Round trip 2: lock the limited accounts, read the rest, and reserve the batch's timestamps."""
-    with connection.pipeline() as pipeline:
-        account_list = uuid_array(list(account_ids))
-        event_id_array = uuid_array(event_ids)
-        locked_cursor = connection.execute(_LOCK_LIMITED_ACCOUNTS, (account_list,), binary=True)
-        read_cursor = connection.execute(_READ_ACCOUNTS, (account_list,), binary=True)
-        existing_cursor = connection.execute(SELECT_TRANSFERS, (event_id_array,), binary=True)
-        resolution_cursor = (
-            connection.execute(_SELECT_RESOLUTIONS, (uuid_array(pending_ids + expired_ids),), binary=True)
-            if pending_ids or expired_ids
-            else None
-        )
+    """Round trip 2: lock the limited accounts, read the ones not remembered, and reserve timestamps."""
+    accounts, to_lock, to_read = _remembered_accounts(request, known, read_all)
+    event_id_array = uuid_array_of_ints(request.event_ids)
+    resolving = request.pending_ids + request.expired_ids
+    with connection.pipeline():  # leaving the block is the one sync: results are read after it
+        locked_cursor = _query(connection, _LOCK_LIMITED_ACCOUNTS, to_lock)
+        read_cursor = _query(connection, _READ_ACCOUNTS, to_read)
+        existing_cursor = None if assume_new_ids else _query(connection, SELECT_TRANSFERS, request.event_ids)
+        resolution_cursor = _query(connection, _SELECT_RESOLUTIONS, resolving)
         failure_cursor = connection.execute(_SELECT_FAILURES, (event_id_array,), binary=True)
-        clock_cursor = connection.execute(_RESERVE_TIMESTAMPS, (max(event_count + len(expired_ids), 1),))
-        pipeline.sync()
-        accounts = {row[0]: AccountState(row) for row in read_cursor.fetchall()}
-        for row in locked_cursor.fetchall():  # read under lock: these counters are the current ones
-            accounts[row[0]] = AccountState(row)
-        for row in existing_cursor.fetchall():
-            transfers[row[0]] = StoredTransfer(*row)
-        resolutions = dict(resolution_cursor.fetchall()) if resolution_cursor is not None else {}
-        failed = dict(failure_cursor.fetchall())
-        clock_row = clock_cursor.fetchone()
+        clock_cursor = connection.execute(
+            _RESERVE_TIMESTAMPS, (max(len(request.events) + len(request.expired_ids), 1),)
+        )
+    read = read_cursor.fetchall() if read_cursor is not None else []
+    locked = locked_cursor.fetchall() if locked_cursor is not None else []
+    transfers = dict(request.loaded)
+    for row in existing_cursor.fetchall() if existing_cursor is not None else []:
+        transfers[row[0].int] = StoredTransfer(*row)
+    resolutions = {row[0].int: row[1] for row in resolution_cursor.fetchall()} if resolution_cursor else {}
+    failed = {row[0].int: row[1] for row in failure_cursor.fetchall()}
+    clock_row = clock_cursor.fetchone()
+    for row in read + locked:  # locked last: read under lock, these counters are the current ones
+        accounts[row[0].int] = AccountState(row)
+    if known is not None and (read or locked):
+        known.remember_read([(row[0].int, row[1], row[2], row[3]) for row in read + locked])
     assert clock_row is not None
     first_timestamp = int(clock_row[0])
     return TransferBatch(
@@ -235,74 +263,32 @@ def _lock_and_load(
     )
 
 
-def _transfer_columns(rows: list[StoredTransfer]) -> tuple[object, ...]:
-    """The parameters of `_INSERT_TRANSFERS`: the zero id (stored as NULL pending_id), then each column."""
-    return (
-        ZERO_ID,
-        uuid_array([r.id for r in rows]),
-        uuid_array([r.debit_account_id for r in rows]),
-        uuid_array([r.credit_account_id for r in rows]),
-        int8_array([r.amount for r in rows]),
-        int2_array([r.asset for r in rows]),
-        int2_array([r.code for r in rows]),
-        int4_array([r.flags for r in rows]),
-        uuid_array([r.pending_id for r in rows]),
-        int4_array([r.timeout_s for r in rows]),
-        uuid_array([r.user_data_128 for r in rows]),
-        int8_array([r.user_data_64 for r in rows]),
-        int4_array([r.user_data_32 for r in rows]),
-        date_array([r.effective_date for r in rows]),
-        int8_array([r.timestamp for r in rows]),
-    )
+def _remembered_accounts(
+    request: _Request, known: KnownAccounts | None, read_all: bool
+) -> tuple[dict[int, AccountState], list[int], list[int]]:
+    """The accounts the batch decides on from memory, and the ids to lock (if limited) and to read."""
+    if known is None or read_all:
+        every = list(request.account_ids)
+        return {}, every, every
+    accounts: dict[int, AccountState] = {}
+    to_lock: list[int] = []
+    to_read: list[int] = []
+    plain, limited, must_read = known.plain, known.limited, request.must_read
+    for key, account_id in request.account_ids.items():
+        if key in limited:
+            to_lock.append(key)
+            continue
+        identity = plain.get(key)
+        if identity is None or key in must_read:
+            to_lock.append(key)
+            to_read.append(key)
+        else:
+            accounts[key] = AccountState((account_id, identity[0], identity[1], 0, 0, 0, 0, 0), True)
+    return accounts, to_lock, to_read
 
 
-def _write_batch(
-    connection: psycopg.Connection[Any], batch: TransferBatch, expired_ids: list[uuid.UUID], audit: bool
-) -> None:
-    rows = batch.inserted
-    events = transfer_events(rows) if audit else []
-    copied = len(rows) >= COPY_ROWS_MIN
-    if copied:
-        with connection.cursor().copy(_COPY_TRANSFERS) as copy:
-            copy.write(transfer_copy_data(rows, ZERO_ID))
-    with connection.pipeline():
-        if rows and not copied:
-            connection.execute(_INSERT_TRANSFERS, _transfer_columns(rows))
-        append_events(connection, events)
-        if rows:
-            touched_assets = batch.touched_accounts()
-            touched = [account_id for account_id, _ in touched_assets]
-            changes = [batch.accounts[account_id].changes() for account_id in touched]
-            connection.execute(
-                _APPLY_DELTAS,
-                (
-                    uuid_array(touched),
-                    int8_array([change[0] for change in changes]),
-                    int8_array([change[1] for change in changes]),
-                    int8_array([change[2] for change in changes]),
-                    int8_array([change[3] for change in changes]),
-                    int4_array([batch.accounts[account_id].initial[4] & _CLOSED for account_id in touched]),
-                    int4_array([change[4] for change in changes]),
-                    int4_array([change[5] for change in changes]),
-                    int2_array([asset for _, asset in touched_assets]),
-                ),
-            )
-        if batch.new_failures:
-            connection.execute(
-                _INSERT_FAILURES,
-                (
-                    batch.first_timestamp,
-                    uuid_array([failure[0] for failure in batch.new_failures]),
-                    int2_array([failure[1] for failure in batch.new_failures]),
-                ),
-            )
-        if batch.new_timeouts:
-            connection.execute(
-                _INSERT_TIMEOUTS,
-                (
-                    uuid_array([timeout[0] for timeout in batch.new_timeouts]),
-                    int8_array([timeout[1] for timeout in batch.new_timeouts]),
-                ),
-            )
-        if expired_ids:
-            connection.execute(_DELETE_TIMEOUTS, (uuid_array(expired_ids),))
+def _query(connection: psycopg.Connection[Any], statement: str, ids: list[int]) -> psycopg.Cursor[Any] | None:
+    """`statement` over `ids` in the pipeline, or nothing when there are no ids."""
+    if not ids:
+        return None
+    return connection.execute(statement, (uuid_array_of_ints(ids),), binary=True)

@@ -13,8 +13,15 @@ from enum import IntFlag
 from typing import NamedTuple
 
 from ledger.accounts import ASSETS, is_integer, user_data_in_range
-from ledger.ids import ZERO_ID, is_reserved_id
-from ledger.limits import AMOUNT_TIYN_MAX, CODE_MAX, PENDING_TIMEOUT_S_MAX
+from ledger.ids import MAX_ID, ZERO_ID
+from ledger.limits import (
+    AMOUNT_TIYN_MAX,
+    CODE_MAX,
+    PENDING_TIMEOUT_S_MAX,
+    USER_DATA_32_MAX,
+    USER_DATA_64_MAX,
+)
+from ledger.money import Asset
 from ledger.results import CreateTransferResult as R
 
 
@@ -43,8 +50,12 @@ TRANSFER_FLAGS_CLIENT = (
 _CLIENT_FLAGS = int(TRANSFER_FLAGS_CLIENT)
 _LINKED = int(TransferFlags.LINKED)
 _PENDING = int(TransferFlags.PENDING)
+_POST_PENDING = int(TransferFlags.POST_PENDING)
+_VOID_PENDING = int(TransferFlags.VOID_PENDING)
 _RESOLVING = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
 _CLOSING = int(TransferFlags.CLOSING_DEBIT | TransferFlags.CLOSING_CREDIT)
+_RESERVED_IDS = frozenset({ZERO_ID.int, MAX_ID.int})  # see ledger.ids.is_reserved_id
+_PLAIN_ASSET_TYPES = frozenset({int, Asset})
 # Effective dates outside this window are typos, not business days.
 EFFECTIVE_DATE_MIN = dt.date(2000, 1, 1)
 EFFECTIVE_DATE_MAX = dt.date(2199, 12, 31)
@@ -92,7 +103,12 @@ class StoredTransfer(NamedTuple):
 
 def validate_transfer(event: Transfer) -> R:
     """The first failure of a transfer event on its own, in precedence order, or `ok`."""
-    if not isinstance(event.id, uuid.UUID) or is_reserved_id(event.id):
+    return R.ok if _is_plain_and_valid(event) else first_broken_rule(event)
+
+
+def first_broken_rule(event: Transfer) -> R:
+    """`validate_transfer` without its shortcut for the common case."""
+    if not isinstance(event.id, uuid.UUID) or event.id.int in _RESERVED_IDS:
         return R.id_must_not_be_zero
     flags = event.flags
     if not is_integer(flags) or flags & ~_CLIENT_FLAGS:
@@ -112,6 +128,40 @@ def validate_transfer(event: Transfer) -> R:
     return _validate_amounts_and_data(event, bool(resolving))
 
 
+def _is_plain_and_valid(event: Transfer) -> bool:
+    """The common case in one pass: a single-phase transfer with plain field types that breaks no rule.
+    False sends the event through the full checks, which find the first rule broken (if any): this only
+    ever answers `ok` for an event they would pass."""
+    id_, debit, credit = event.id, event.debit_account_id, event.credit_account_id
+    amount, asset, code, day = event.amount, event.asset, event.code, event.effective_date
+    return (
+        type(id_) is uuid.UUID
+        and type(debit) is uuid.UUID
+        and type(credit) is uuid.UUID
+        and event.flags.__class__ is int
+        and event.flags | _LINKED == _LINKED
+        and id_.int not in _RESERVED_IDS
+        and debit.int != 0
+        and credit.int != 0
+        and debit.int != credit.int
+        and event.pending_id is ZERO_ID
+        and event.timeout_s.__class__ is int
+        and event.timeout_s == 0
+        and amount.__class__ is int
+        and 0 < amount <= AMOUNT_TIYN_MAX
+        and asset.__class__ in _PLAIN_ASSET_TYPES
+        and asset in ASSETS
+        and code.__class__ is int
+        and 0 < code <= CODE_MAX
+        and event.user_data_128 is ZERO_ID
+        and event.user_data_64.__class__ is int
+        and event.user_data_32.__class__ is int
+        and 0 <= event.user_data_64 <= USER_DATA_64_MAX
+        and 0 <= event.user_data_32 <= USER_DATA_32_MAX
+        and (day is None or (day.__class__ is dt.date and EFFECTIVE_DATE_MIN <= day <= EFFECTIVE_DATE_MAX))
+    )
+
+
 def _validate_accounts_and_pending(event: Transfer, resolving: bool) -> R:
     debit, credit = event.debit_account_id, event.credit_account_id
     if not isinstance(debit, uuid.UUID) or not isinstance(credit, uuid.UUID):
@@ -120,21 +170,24 @@ def _validate_accounts_and_pending(event: Transfer, resolving: bool) -> R:
             if not isinstance(debit, uuid.UUID)
             else (R.credit_account_id_must_not_be_zero)
         )
+    # Compared as ints: a UUID's == is a Python method, and this runs for every event.
+    debit_int, credit_int = debit.int, credit.int
     if not resolving:
-        if debit == ZERO_ID:
+        if not debit_int:
             return R.debit_account_id_must_not_be_zero
-        if credit == ZERO_ID:
+        if not credit_int:
             return R.credit_account_id_must_not_be_zero
-    if debit == credit and debit != ZERO_ID:
+    if debit_int == credit_int and debit_int:
         return R.accounts_must_be_different
     if not isinstance(event.pending_id, uuid.UUID):
         return R.pending_id_must_not_be_zero if resolving else R.pending_id_must_be_zero
+    pending_int = event.pending_id.int
     if resolving:
-        if event.pending_id == ZERO_ID:
+        if not pending_int:
             return R.pending_id_must_not_be_zero
-        if event.pending_id == event.id:
+        if pending_int == event.id.int:
             return R.pending_id_must_be_different
-    elif event.pending_id != ZERO_ID:
+    elif pending_int:
         return R.pending_id_must_be_zero
     return R.ok
 
@@ -187,3 +240,23 @@ def compare_existing_transfer(event: Transfer, existing: StoredTransfer) -> R:
     if event.effective_date is not None and event.effective_date != existing.effective_date:
         return R.exists_with_different_effective_date
     return R.exists
+
+
+def compare_with_pending(event: Transfer, pending: StoredTransfer) -> R:
+    """The first way a post or void event disagrees with the pending transfer it resolves, or `ok`."""
+    if not pending.flags & _PENDING:
+        return R.pending_transfer_not_pending
+    debit, credit = event.debit_account_id.int, event.credit_account_id.int
+    if debit and debit != pending.debit_account_id.int:
+        return R.pending_transfer_has_different_debit_account_id
+    if credit and credit != pending.credit_account_id.int:
+        return R.pending_transfer_has_different_credit_account_id
+    if event.asset not in (0, pending.asset):
+        return R.pending_transfer_has_different_asset
+    if event.code not in (0, pending.code):
+        return R.pending_transfer_has_different_code
+    if event.flags & _POST_PENDING and event.amount > pending.amount:
+        return R.exceeds_pending_amount
+    if event.flags & _VOID_PENDING and event.amount != pending.amount:
+        return R.pending_transfer_has_different_amount
+    return R.ok

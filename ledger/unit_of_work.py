@@ -29,13 +29,21 @@ class UnitOfWork:
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self.pool = pool
 
-    def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def run(self, work: Callable[[psycopg.Connection[Any]], T], *, pipelined: bool = False) -> T:
+        """`pipelined`: run `work` inside one pipeline and send COMMIT with whatever it left queued, so
+        its last writes and the commit cost one round trip (work that needs results syncs inside; COPY
+        cannot run in a pipeline)."""
         last_error: psycopg.Error | None = None
         for attempt in range(1, TRANSACTION_RETRIES_MAX + 1):
             with self.pool.connection() as connection:
                 try:
-                    value = work(connection)
-                    connection.commit()
+                    if pipelined:
+                        with connection.pipeline():
+                            value = work(connection)
+                            connection.execute("COMMIT")  # the pipeline's closing sync sends it
+                    else:
+                        value = work(connection)
+                        connection.commit()
                     return value
                 except psycopg.Error as error:
                     connection.rollback()

@@ -17,6 +17,7 @@ from psycopg.abc import AdaptContext
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from ledger.audit.events import TRANSFER_EVENT, TRANSFER_TAG
 from ledger.transfers import StoredTransfer
 
 UUID_OID, UUID_ARRAY_OID = 2950, 2951
@@ -31,6 +32,8 @@ _INT8 = struct.Struct(">iq")
 _INT4 = struct.Struct(">ii")
 _INT2 = struct.Struct(">ih")
 _POSTGRES_EPOCH = dt.date(2000, 1, 1)
+_UNIX_EPOCH = dt.date(1970, 1, 1)
+_ZERO_ID_BYTES = bytes(16)
 
 
 class BinaryArray:
@@ -69,7 +72,13 @@ class DateArray(BinaryArray):
 
 
 def uuid_array(values: Sequence[uuid.UUID]) -> UuidArray:
-    body = b"".join([_UUID_LENGTH + value.bytes for value in values])
+    body = b"".join([_UUID_LENGTH + value.int.to_bytes(16) for value in values])
+    return UuidArray(_HEADER.pack(1, 0, UUID_OID, len(values), 1) + body)
+
+
+def uuid_array_of_ints(values: Sequence[int]) -> UuidArray:
+    """A uuid[] from ids given as their 128-bit integers (`UUID.int`)."""
+    body = b"".join([_UUID_LENGTH + value.to_bytes(16) for value in values])
     return UuidArray(_HEADER.pack(1, 0, UUID_OID, len(values), 1) + body)
 
 
@@ -121,28 +130,48 @@ _TRANSFER_ROW_NO_PENDING = struct.Struct(
 )
 
 
-def transfer_copy_data(rows: Iterable[StoredTransfer], no_pending: uuid.UUID) -> bytes:
-    """The binary COPY stream of transfer rows; `pending_id == no_pending` is written as NULL."""
-    epoch = _POSTGRES_EPOCH.toordinal()
+def encode_transfers(rows: Iterable[StoredTransfer], audit: bool) -> tuple[bytes, list[bytes]]:
+    """The binary COPY stream of transfer rows (a zero pending id is written as NULL) and, when `audit`,
+    each row's audit event (`ledger.audit.events.transfer_event`, byte for byte). One pass: each id is
+    turned into bytes once for both."""
+    pg_epoch = _POSTGRES_EPOCH.toordinal()
+    unix_epoch = _UNIX_EPOCH.toordinal()
     with_pending = _TRANSFER_ROW.pack
     without_pending = _TRANSFER_ROW_NO_PENDING.pack
-    encoded = []
+    event = TRANSFER_EVENT.pack
+    encoded: list[bytes] = []
+    events: list[bytes] = []
+    last_date, day = None, 0
     for r in rows:
-        day = r.effective_date.toordinal() - epoch
-        if r.pending_id == no_pending:
+        if r.effective_date is not last_date:
+            last_date, day = r.effective_date, r.effective_date.toordinal()
+        id_bytes, debit, credit = (
+            r.id.int.to_bytes(16),
+            r.debit_account_id.int.to_bytes(16),
+            r.credit_account_id.int.to_bytes(16),
+        )
+        pending, user_data_128 = r.pending_id.int.to_bytes(16), r.user_data_128.int.to_bytes(16)
+        if pending == _ZERO_ID_BYTES:
             encoded.append(
                 without_pending(
-                    14, 16, r.id.bytes, 16, r.debit_account_id.bytes, 16, r.credit_account_id.bytes,
-                    8, r.amount, 2, r.asset, 2, r.code, 4, r.flags, -1, 4, r.timeout_s,
-                    16, r.user_data_128.bytes, 8, r.user_data_64, 4, r.user_data_32, 4, day, 8, r.timestamp,
+                    14, 16, id_bytes, 16, debit, 16, credit, 8, r.amount, 2, r.asset, 2, r.code, 4, r.flags,
+                    -1, 4, r.timeout_s, 16, user_data_128, 8, r.user_data_64, 4, r.user_data_32,
+                    4, day - pg_epoch, 8, r.timestamp,
                 )
             )  # fmt: skip
         else:
             encoded.append(
                 with_pending(
-                    14, 16, r.id.bytes, 16, r.debit_account_id.bytes, 16, r.credit_account_id.bytes,
-                    8, r.amount, 2, r.asset, 2, r.code, 4, r.flags, 16, r.pending_id.bytes, 4, r.timeout_s,
-                    16, r.user_data_128.bytes, 8, r.user_data_64, 4, r.user_data_32, 4, day, 8, r.timestamp,
+                    14, 16, id_bytes, 16, debit, 16, credit, 8, r.amount, 2, r.asset, 2, r.code, 4, r.flags,
+                    16, pending, 4, r.timeout_s, 16, user_data_128, 8, r.user_data_64, 4, r.user_data_32,
+                    4, day - pg_epoch, 8, r.timestamp,
                 )
             )  # fmt: skip
-    return COPY_HEADER + b"".join(encoded) + COPY_TRAILER
+        if audit:
+            events.append(
+                event(
+                    TRANSFER_TAG, id_bytes, debit, credit, r.amount, r.asset, r.code, r.flags, pending,
+                    r.timeout_s, user_data_128, r.user_data_64, r.user_data_32, day - unix_epoch, r.timestamp,
+                )
+            )  # fmt: skip
+    return COPY_HEADER + b"".join(encoded) + COPY_TRAILER, events

@@ -845,7 +845,7 @@ def test_the_replay_agrees_with_the_ledgers_decision_engine(
         states[account_id] = batches.AccountState(
             (account_id, Asset.KZT, AccountType.OPERATOR, flags, 0, 0, 0, 0)
         )
-    engine = _Engine(list(states), states)
+    engine = _Engine(list(states), {account_id.int: state for account_id, state in states.items()})
     for request in _requests(operations, engine):
         log.entries.extend(transfer_event(row) for row in engine.decide(request))
     replay = Replay()
@@ -871,19 +871,19 @@ def test_the_replay_agrees_with_the_ledgers_decision_engine(
 class _Engine:
     """A sequential ledger: `ledger.batches` deciding one request after another, expiring on its clock."""
 
-    def __init__(self, account_ids: list[uuid.UUID], states: dict[uuid.UUID, batches.AccountState]) -> None:
+    def __init__(self, account_ids: list[uuid.UUID], states: dict[int, batches.AccountState]) -> None:
         self.account_ids = account_ids
-        self.states = states
-        self.transfers: dict[uuid.UUID, StoredTransfer] = {}
-        self.resolutions: dict[uuid.UUID, int] = {}
+        self.states = states  # the engine keys everything by UUID.int
+        self.transfers: dict[int, StoredTransfer] = {}
+        self.resolutions: dict[int, int] = {}
         self.pendings: list[StoredTransfer] = []
         self.clock = T0 + NANOSECONDS_PER_SECOND
 
     def decide(self, events: list[Transfer]) -> list[StoredTransfer]:
         expired = [
-            p.id
+            p.id.int
             for p in self.pendings
-            if p.timeout_s and p.id not in self.resolutions
+            if p.timeout_s and p.id.int not in self.resolutions
             and p.timestamp + p.timeout_s * NANOSECONDS_PER_SECOND <= self.clock
         ]  # fmt: skip
         batch = batches.TransferBatch(
