@@ -13,14 +13,14 @@ costs, paid by every transfer. It now asks an index that holds voucher accounts 
 debit account is not a voucher costs one probe of that (small) index; the rule itself is unchanged.
 
 Revision ID: 0010_ledger_hot_path
-Revises: 0004_api_access
+Revises: 0008_ledger_clock_advance
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0010_ledger_hot_path"
-down_revision = "0004_api_access"
+down_revision = "0008_ledger_clock_advance"
 branch_labels = None
 depends_on = None
 
