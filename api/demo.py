@@ -1,74 +1,151 @@
-"""A small demo data set, as far as the project exists: a school-meals fund, pupils' vouchers and a
-week of canteen redemptions, all as ledger accounts and transfers. Ids are derived from names, so loading
-it twice changes nothing (the second run answers `exists`)."""
+"""The demo: a realistic month of the Social Wallet, told end to end in a database of its own.
 
-import uuid
-from dataclasses import dataclass
+A school-meals programme funded and approved by two officers, 1,000 pupils offered vouchers (most parents
+accept, a few decline), a week of canteen meals, a pharmacy dispensing prescriptions in two phases, a gas
+discount paid in digital tenge, the month closed into acts and invoices that providers sign and officers
+approve and pay — then the audit log integrated, exported and verified offline. Credentials for every
+audience are made so the API can be explored at once.
 
-from ledger.accounts import Account, AccountFlags, AccountType
-from ledger.money import Asset
-from ledger.results import CreateAccountResult, CreateTransferResult
-from ledger.service import Ledger
-from ledger.transfers import Transfer
+The story happens next month: the demo database's ledger clock is moved forward through it (see
+`api.demo_story`). Loading is done once per demo database; `fresh=True` rebuilds it.
+"""
 
-DEMO_NAMESPACE = uuid.UUID("0b5c3f0e-9a51-4d1b-8a8e-2f3c0a7d5e11")
-MEAL_PRICE_TIYN = 60_000  # 600 tenge per hot meal
-PUPILS = 20
-SCHOOL_DAYS = 5
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import conninfo, sql
+
+from api.credentials import CredentialKind, Role, create_credential
+from api.database import create_pool, ensure_database, upgrade_database
+from api.demo_cast import HOUSEHOLDS, cast_for, gas_policy, medicines_policy, meals_policy
+from api.demo_story import (
+    Story,
+    cast_people,
+    consent_and_activate,
+    enrol_providers,
+    gas_month,
+    issue_lists,
+    open_programmes,
+    pharmacy_week,
+    school_week,
+    settle_month,
+    write_documents,
+)
+from api.settings import Settings
+from ledger.clock import BUSINESS_TIMEZONE
+from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers.service import VoucherLedger
+from ledger.vouchers.tokens import IssuerSigner
+from treasury.positions import programme_positions
+
+DEMO_DATABASE = "amiyan_demo"
+_LOADED_MARKER = "SELECT 1 FROM programmes WHERE code = 'SM-DEMO-AST'"
 
 
-class TransferCode:
-    FUND = 1
-    ISSUE = 2
-    REDEEM = 3
+@dataclass
+class DemoReport:
+    database_url: str
+    loaded_now: bool
+    facts: list[str] = field(default_factory=list)
+    credentials: dict[str, str] = field(default_factory=dict)
+    documents: Path | None = None
+    positions: list[str] = field(default_factory=list)
 
 
-def demo_id(name: str) -> uuid.UUID:
-    return uuid.uuid5(DEMO_NAMESPACE, name)
+def demo_database_url(server_url: str, fresh: bool) -> str:
+    """The demo's own database on the same server (made if missing; dropped first when `fresh`)."""
+    parts = conninfo.conninfo_to_dict(server_url)
+    if fresh:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DEMO_DATABASE)))
+    ensure_database(server_url, DEMO_DATABASE)
+    parts["dbname"] = DEMO_DATABASE
+    return conninfo.make_conninfo("", **parts)
 
 
-@dataclass(frozen=True)
-class DemoSummary:
-    budget_account: uuid.UUID
-    fund_account: uuid.UUID
-    canteen_account: uuid.UUID
-    accounts_created: int
-    transfers_created: int
+def load_demo(
+    settings: Settings, url: str, signer: IssuerSigner, holder_salt: bytes, workdir: Path
+) -> DemoReport:
+    """Tell the story in the database at `url` (migrated here), unless it was told there already."""
+    upgrade_database(url)
+    report = DemoReport(database_url=url, loaded_now=False)
+    with psycopg.connect(url) as connection:
+        if connection.execute(_LOADED_MARKER).fetchone() is not None:
+            report.facts.append("the demo database was loaded before: nothing reloaded (use --fresh to retell it)")
+            return report
+    workdir.mkdir(parents=True, exist_ok=True)
+    pool = create_pool(url, settings.database_role, size_max=8)
+    unit_of_work = UnitOfWork(pool)
+    vouchers = VoucherLedger(unit_of_work, signer)
+    try:
+        now = vouchers.now()
+        year = 365 * 24 * 3600 * 10**9
+        vouchers.introduce_signer(now + year, now + 2 * year)
+        _tell(Story(url, unit_of_work, vouchers, holder_salt, cast_for(_next_month()), workdir), report)
+        report.credentials = _credentials(unit_of_work)
+    finally:
+        vouchers.close()
+        pool.close()
+    report.loaded_now = True
+    return report
 
 
-def load_demo(ledger: Ledger) -> DemoSummary:
-    limited = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-    budget, fund, canteen = demo_id("budget"), demo_id("fund:school-meals"), demo_id("canteen:school-7")
-    vouchers = [demo_id(f"voucher:pupil-{n}") for n in range(PUPILS)]
-    accounts = [
-        Account(budget, Asset.KZT, AccountType.TREASURY_BUDGET),
-        Account(fund, Asset.KZT, AccountType.PROGRAMME_FUND, flags=limited),
-        Account(canteen, Asset.KZT, AccountType.PROVIDER_RECEIVABLE),
-        *(Account(v, Asset.KZT, AccountType.OPERATOR, flags=limited) for v in vouchers),
-    ]
-    account_results = ledger.create_accounts(accounts)
-    bad = [r for r in account_results if r not in (CreateAccountResult.ok, CreateAccountResult.exists)]
-    assert not bad, f"demo accounts refused: {bad}"
+def _next_month() -> dt.date:
+    today = dt.datetime.now(BUSINESS_TIMEZONE).date()
+    return (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
 
-    per_pupil = MEAL_PRICE_TIYN * SCHOOL_DAYS
-    transfers = [Transfer(demo_id("fund"), budget, fund, per_pupil * PUPILS, Asset.KZT, TransferCode.FUND)]
-    transfers += [
-        Transfer(demo_id(f"issue:{v}"), fund, v, per_pupil, Asset.KZT, TransferCode.ISSUE) for v in vouchers
-    ]
-    transfers += [
-        Transfer(demo_id(f"meal:{v}:{day}"), v, canteen, MEAL_PRICE_TIYN, Asset.KZT, TransferCode.REDEEM)
-        for day in range(SCHOOL_DAYS - 1)
-        for v in vouchers
-    ]
-    transfer_results = ledger.create_transfers(transfers)
-    bad_transfers = [
-        r for r in transfer_results if r not in (CreateTransferResult.ok, CreateTransferResult.exists)
-    ]
-    assert not bad_transfers, f"demo transfers refused: {bad_transfers}"
-    return DemoSummary(
-        budget_account=budget,
-        fund_account=fund,
-        canteen_account=canteen,
-        accounts_created=sum(r is CreateAccountResult.ok for r in account_results),
-        transfers_created=sum(r is CreateTransferResult.ok for r in transfer_results),
-    )
+
+def _tell(story: Story, report: DemoReport) -> None:
+    first = story.cast.meals.period_start
+    last = story.cast.meals.period_end
+    policies = {
+        story.cast.meals.code: meals_policy(first, last),
+        story.cast.medicines.code: medicines_policy(first, last),
+        story.cast.gas.code: gas_policy(first, last),
+    }
+    pupils, patients, households = cast_people()
+    open_programmes(story, policies)
+    enrol_providers(story)
+    issue_lists(story, pupils, patients, households)
+    monday = first + dt.timedelta(days=(7 - first.weekday()) % 7)
+    story.advance_clock(dt.datetime.combine(monday, dt.time(8), BUSINESS_TIMEZONE))
+    active = consent_and_activate(story, pupils)
+    school_week(story, active, monday)
+    pharmacy_week(story, patients)
+    gas_month(story, households[:HOUSEHOLDS], dt.datetime.combine(first.replace(day=10), dt.time(9), BUSINESS_TIMEZONE))
+    month_after = (first + dt.timedelta(days=32)).replace(day=2)
+    story.advance_clock(dt.datetime.combine(month_after, dt.time(9), BUSINESS_TIMEZONE))
+    numbers = settle_month(story, first)
+    report.documents = write_documents(story, numbers)
+    report.facts += story.facts
+    for draft in (story.cast.meals, story.cast.medicines, story.cast.gas):
+        positions = story.unit_of_work.read(lambda c, d=draft: programme_positions(c, d.id))
+        figures = positions.figures
+        report.positions.append(
+            f"{draft.code:13s} {positions.asset:12s} funded {_tenge(figures['funded'])}, issued {_tenge(figures['issued'])},"
+            f" redeemed {_tenge(figures['redeemed'])}, paid {_tenge(figures['paid'])}"
+            f" — {'reconciled' if positions.reconciled else 'DOES NOT RECONCILE'}"
+        )
+
+
+def _tenge(tiyn: int) -> str:
+    return f"{tiyn // 100:,} ₸".replace(",", " ")
+
+
+def _credentials(unit_of_work: UnitOfWork) -> dict[str, str]:
+    now = dt.datetime.now(dt.UTC)
+    made = {}
+    for role in (Role.operator, Role.treasury_officer, Role.auditor, Role.mobile_backend):
+        made[role.value] = create_credential(unit_of_work, CredentialKind.api_key, role, f"demo {role.value}", now).secret
+    canteen = unit_of_work.read(lambda c: c.execute("SELECT id FROM providers ORDER BY bin LIMIT 1").fetchone()[0])
+    made["provider (canteen)"] = create_credential(
+        unit_of_work, CredentialKind.api_key, Role.provider, f"demo canteen {secrets.token_hex(2)}", now, canteen
+    ).secret
+    return made
+
+
+__all__ = ["DEMO_DATABASE", "DemoReport", "demo_database_url", "load_demo", "Any"]
