@@ -9,6 +9,7 @@ import typer
 from psycopg_pool import ConnectionPool
 from rich.console import Console
 
+from api.cli_treasury import treasury_app
 from api.credentials_cli import credentials_app
 from api.database import create_pool, downgrade_database, resolve_database_url, upgrade_database
 from api.logs import configure_logging
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(audit_app, name="audit")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(treasury_app, name="treasury")
 console = Console(stderr=True)
 log = structlog.get_logger("amiyan")
 

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # The secret salt of holder hashes (hex, 16 to 64 bytes): every instance must share it, or one citizen
+    # gets two hashes. Unset: generated once into data_dir/holder-salt.key (one machine only).
+    holder_salt: str | None = None
+    # The voucher issuer's Ed25519 seed (base64url, 32 bytes). Unset: generated once into data_dir/issuer.key.
+    issuer_key: str | None = None
+
     # Request bodies: the default limit, and the larger one routes declare with `body_limit(BULK_UPLOAD)`.
     request_body_bytes_max: int = Field(default=1024 * 1024, gt=0)
     bulk_upload_bytes_max: int = Field(default=64 * 1024 * 1024, gt=0)
