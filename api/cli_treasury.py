@@ -66,7 +66,7 @@ class _Context:
         configure_logging(self.settings.log_format, self.settings.log_level)
         url = resolve_database_url(self.settings)
         upgrade_database(url)
-        self.pool: ConnectionPool[Any] = create_pool(url, self.settings.database_role, 2)
+        self.pool: ConnectionPool[Any] = create_pool(url, self.settings.database_role, 3)
         self.unit_of_work = UnitOfWork(self.pool)
 
     def run(self, work: Callable[[Any], T]) -> T:

@@ -3,6 +3,7 @@ while the good rows are issued; a list run twice, or resumed after a crash, issu
 
 import csv
 import io
+import threading
 
 import pytest
 
@@ -23,7 +24,7 @@ from tests.treasury_operations_world import (
 from treasury.allocation import AllocationDirection, move_between_funds, open_sub_fund
 from treasury.bulk_issuance import issue_list
 from treasury.errors import Refused
-from treasury.issuance_jobs import rejections_of, write_rejection_report
+from treasury.issuance_jobs import committed_batches, rejections_of, write_rejection_report
 from treasury.programmes import ProgrammeState, set_programme_state
 
 AMOUNT = 300_000
@@ -157,43 +158,62 @@ def test_a_resumed_run_issues_nothing_twice(pool, voucher_ledger, tmp_path):
     programme = _funded_programme(unit_of_work)
     iins = fresh_iins(50)
     path = write_csv(tmp_path / "list.csv", [{"iin": iin, "entitlement": AMOUNT} for iin in iins])
-    dying = _SignerThatCrashes(voucher_ledger.signer, signatures=25)  # dies inside the third batch of 10
+    # Batches of 10, two at a time: the first two sign 20 tokens and commit; the next ones die signing.
+    dying = _SignerThatCrashes(voucher_ledger.signer, signatures=25)
     seen = []
     with pytest.raises(_Interrupted):
-        issue_list(
-            unit_of_work,
-            dying,
-            HOLDER_SALT,
-            programme.id,
-            path,
-            MAKER,
-            batch_rows=10,
-            on_progress=seen.append,
-        )
-    assert [job.rows_done for job in seen] == [0, 10, 20]
+        issue_list(unit_of_work, dying, HOLDER_SALT, programme.id, path, MAKER, 10, seen.append)
+    assert seen[0].rows_done == 0 and seen[-1].rows_done == 20
     assert len(_vouchers(unit_of_work, programme.id)) == 20
+    assert unit_of_work.read(lambda c: committed_batches(c, seen[0].id)) == {0, 1}
 
-    def stop_after_a_batch(job):
-        if job.rows_done == 30:
+    def interrupt_once(job):
+        if job.rows_done >= 30 and not interrupted:
+            interrupted.append(job.rows_done)
             raise _Interrupted("the officer pressed Ctrl-C")
 
+    interrupted: list[int] = []
     with pytest.raises(_Interrupted):
         issue_list(
-            unit_of_work,
-            voucher_ledger.signer,
-            HOLDER_SALT,
-            programme.id,
-            path,
-            MAKER,
-            10,
-            stop_after_a_batch,
+            unit_of_work, voucher_ledger.signer, HOLDER_SALT, programme.id, path, MAKER, 10, interrupt_once
         )
+    assert 30 <= len(_vouchers(unit_of_work, programme.id)) < 50
     job = issue_list(
-        unit_of_work, voucher_ledger.signer, HOLDER_SALT, programme.id, path, MAKER, batch_rows=10
+        unit_of_work, voucher_ledger.signer, HOLDER_SALT, programme.id, path, MAKER, batch_rows=7
     )
-    assert (job.finished, job.issued, job.already_issued, job.rejected) == (True, 50, 0, 0)
+    assert (job.finished, job.batch_rows, job.issued, job.already_issued, job.rejected) == (
+        True,
+        10,
+        50,
+        0,
+        0,
+    )
     assert set(_vouchers(unit_of_work, programme.id)) == {_holder(iin) for iin in iins}
     assert balances(unit_of_work, programme.draft.fund_account_id) == [10**10 - 50 * AMOUNT]
+
+
+def test_two_runs_of_the_same_list_at_once_issue_each_voucher_once(pool, voucher_ledger, tmp_path):
+    unit_of_work = UnitOfWork(pool)
+    programme = _funded_programme(unit_of_work)
+    iins = fresh_iins(60)
+    path = write_csv(tmp_path / "list.csv", [{"iin": iin, "entitlement": AMOUNT} for iin in iins])
+    start = threading.Barrier(2)
+    jobs = []
+
+    def run():
+        start.wait()
+        jobs.append(
+            issue_list(UnitOfWork(pool), voucher_ledger.signer, HOLDER_SALT, programme.id, path, MAKER, 8)
+        )
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [(job.finished, job.issued, job.already_issued) for job in jobs] == [(True, 60, 0)] * 2
+    assert set(_vouchers(unit_of_work, programme.id)) == {_holder(iin) for iin in iins}
+    assert balances(unit_of_work, programme.draft.fund_account_id) == [10**10 - 60 * AMOUNT]
 
 
 def test_rows_the_fund_cannot_cover_are_rejected_and_the_rest_issued(pool, voucher_ledger, tmp_path):

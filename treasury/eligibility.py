@@ -109,8 +109,9 @@ def duplicate_lines(rows: Iterator[ListRow]) -> tuple[int, dict[int, int]]:
         if row.malformed:
             continue
         iin = str(row.iin).strip()
-        holder: object = int(iin) if _DIGITS.match(iin) else iin
-        identity = holder if row.key in (None, "") else (holder, str(row.key))
+        holder: object = int(iin) if len(iin) == 12 and _DIGITS.match(iin) else iin  # ints: half the memory
+        key = "" if row.key is None else str(row.key).strip()
+        identity = (holder, key) if key else holder
         seen = first_seen.setdefault(identity, row.line)
         if seen != row.line:
             repeats[row.line] = seen
@@ -150,6 +151,7 @@ def _entitlement(row: ListRow, policy: Policy) -> tuple[int, int | None, str]:
     quantity = _QUANTITY.match(text)
     if _DIGITS.match(text):
         amount = int(text)
+        text = str(amount)  # "0300000" and 300000 are the same entitlement
     elif quantity is not None:
         count = int(quantity.group(2))
         price = policy.price_per_use_tiyn if quantity.group(1) == "uses" else policy.unit_price_tiyn

@@ -1,10 +1,12 @@
 """Bulk issuance jobs as the database keeps them: one row per eligibility list with its progress, and the
 rejection report (line, reason, message, masked holder).
 
-A batch of rows is one transaction that holds the programme FOR SHARE (nothing is issued outside open; a
-close waits for the batch), locks the job row, issues the batch's vouchers, writes its rejections and
-moves the job's progress on. A crash anywhere loses only the batch in flight, and the next run starts
-exactly after the last committed batch; a second runner of the same job is refused (`job_moved`).
+A job's list is cut into numbered batches of `batch_rows` rows, fixed when the job is made. A batch is one
+transaction that holds the programme FOR SHARE (nothing is issued outside open; a close waits for the
+batch), issues the batch's vouchers, writes its rejections, records the batch (`issuance_batches`, at most
+once per number: its primary key) and adds its counts to the job. A crash loses only the batches in
+flight; the next run does exactly the batches that did not commit. Batches may commit out of order (the
+runner keeps two in flight), so progress is the set of committed batches, not a position in the list.
 """
 
 import csv
@@ -55,6 +57,7 @@ class IssuanceJob:
     source_name: str
     source_sha256: bytes
     rows_total: int
+    batch_rows: int
     rows_done: int
     issued: int
     already_issued: int
@@ -72,10 +75,10 @@ class IssuanceJob:
 
 @dataclass(slots=True)
 class IssuanceBatch:
-    """Rows [rows_from, rows_from + rows_count) of a list: the orders of the good rows (with each order's
-    line and masked holder, for the report if the ledger refuses it) and the rejected rows."""
+    """Batch `number` of a list: the orders of its good rows (with each order's line and masked holder, for
+    the report if the ledger refuses it) and its rejected rows."""
 
-    rows_from: int
+    number: int
     rows_count: int = 0
     orders: list[VoucherOrder] = field(default_factory=list)
     order_lines: list[tuple[int, str]] = field(default_factory=list)
@@ -95,7 +98,7 @@ def file_sha256(path: Path) -> bytes:
     return digest.digest()
 
 
-_COLUMNS: Final = """id, programme_id, source_name, source_sha256, rows_total, rows_done, issued,
+_COLUMNS: Final = """id, programme_id, source_name, source_sha256, rows_total, batch_rows, rows_done, issued,
     already_issued, rejected, issued_tiyn, state, created_by, created_at, updated_at"""
 
 
@@ -105,10 +108,11 @@ def start_issuance_job(
     source_name: str,
     source_sha256: bytes,
     rows_total: int,
+    batch_rows: int,
     officer: str,
 ) -> IssuanceJob:
-    """The job for this list (made now, or found as an earlier run left it). Refused unless the programme
-    is open."""
+    """The job for this list (made now, or found as an earlier run left it, with the batch size it was
+    made with). Refused unless the programme is open."""
     who = officer_name(officer)
     lock_open_programme(connection, programme_id)
     job_id = job_id_for(programme_id, source_sha256)
@@ -118,19 +122,11 @@ def start_issuance_job(
     timestamp = reserve_timestamps(connection)
     state = JobState.FINISHED if rows_total == 0 else JobState.RUNNING
     connection.execute(
-        f"INSERT INTO issuance_jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, 0, 0, 0, 0, 0, %s, %s, %s, %s)",
-        (
-            job_id,
-            programme_id,
-            source_name[:200],
-            source_sha256,
-            rows_total,
-            int(state),
-            who,
-            timestamp,
-            timestamp,
-        ),
-    )
+        f"""INSERT INTO issuance_jobs ({_COLUMNS})
+            VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0, %s, %s, %s, %s)""",
+        (job_id, programme_id, source_name[:200], source_sha256, rows_total, batch_rows, int(state), who,
+         timestamp, timestamp),
+    )  # fmt: skip
     append_events(connection, [json_event("issuance_job_started", {
         "job": str(job_id), "programme": str(programme_id), "source_name": source_name[:200],
         "source_sha256": source_sha256.hex(), "rows_total": rows_total, "officer": who,
@@ -143,50 +139,89 @@ def start_issuance_job(
 def commit_issuance_batch(
     connection: psycopg.Connection[Any], job_id: uuid.UUID, batch: IssuanceBatch, signer: IssuerSigner
 ) -> IssuanceJob:
-    """Issue one batch and record it, all in the caller's transaction (see the module docstring)."""
+    """Issue one batch and record it, all in the caller's transaction (see the module docstring). A batch
+    already committed (by an earlier or a concurrent run) is not issued again."""
     job = find_issuance_job(connection, job_id)
     if job is None:
         raise Refused("job_not_found", str(job_id), RefusalKind.NOT_FOUND)
     lock_open_programme(connection, job.programme_id)
-    row = connection.execute(
-        "SELECT rows_done FROM issuance_jobs WHERE id = %s FOR UPDATE", (job_id,)
-    ).fetchone()
-    if row is None or row[0] != batch.rows_from:
-        raise Refused("job_moved", "another run of this job has moved it on; run it again to resume",
-                      RefusalKind.CONFLICT)  # fmt: skip
+    # Two runs of the same job doing the same batch at once take turns here; the second finds it done.
+    connection.execute(
+        "SELECT pg_advisory_xact_lock(%s, %s)", (_signed_int32(job_id.int >> 96), batch.number)
+    )
+    if batch.number in committed_batches(connection, job_id, batch.number):
+        return job
     results, _ = issue_vouchers(connection, signer, batch.orders) if batch.orders else ([], [])
-    issued = already = issued_tiyn = 0
+    counts = _BatchCounts()
     rejections = list(batch.rejections)
     for order, (line, holder), result in zip(batch.orders, batch.order_lines, results, strict=True):
         if result is IssueResult.ok:
-            issued += 1
-            issued_tiyn += order.amount_tiyn
+            counts.issued += 1
+            counts.issued_tiyn += order.amount_tiyn
         elif result is IssueResult.exists:
-            already += 1
+            counts.already_issued += 1
         else:
             rejections.append(
                 RowRejection(line, result.name, _ISSUE_MESSAGES.get(result, result.name), holder)
             )
+    counts.rejected = len(rejections)
     _write_rejections(connection, job_id, rejections)
-    timestamp = reserve_timestamps(connection)
-    done = batch.rows_from + batch.rows_count
-    connection.execute(
-        """UPDATE issuance_jobs
-              SET rows_done = %(done)s, issued = issued + %(issued)s,
-                  already_issued = already_issued + %(already)s, rejected = rejected + %(rejected)s,
-                  issued_tiyn = issued_tiyn + %(tiyn)s, updated_at = %(now)s,
-                  state = CASE WHEN %(done)s = rows_total THEN 2 ELSE 1 END
-            WHERE id = %(job)s""",
-        {"done": done, "issued": issued, "already": already, "rejected": len(rejections), "tiyn": issued_tiyn,
-         "now": timestamp, "job": job_id},
-    )  # fmt: skip
-    append_events(connection, [json_event("issuance_batch", {
-        "job": str(job_id), "programme": str(job.programme_id), "rows_from": batch.rows_from, "rows_to": done,
-        "issued": issued, "already_issued": already, "rejected": len(rejections), "issued_tiyn": issued_tiyn,
-    })])  # fmt: skip
+    _record_batch(connection, job, batch, counts)
     found = find_issuance_job(connection, job_id)
     assert found is not None
     return found
+
+
+def committed_batches(
+    connection: psycopg.Connection[Any], job_id: uuid.UUID, number: int | None = None
+) -> set[int]:
+    """The numbers of the job's committed batches (or just whether `number` is one of them)."""
+    rows = connection.execute(
+        """SELECT batch_number FROM issuance_batches
+            WHERE job_id = %s AND (%s::int IS NULL OR batch_number = %s)""",
+        (job_id, number, number),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _signed_int32(value: int) -> int:
+    return (value & 0xFFFFFFFF) - (1 << 32) if value & 0x80000000 else value & 0xFFFFFFFF
+
+
+@dataclass(slots=True)
+class _BatchCounts:
+    issued: int = 0
+    already_issued: int = 0
+    rejected: int = 0
+    issued_tiyn: int = 0
+
+
+def _record_batch(
+    connection: psycopg.Connection[Any], job: IssuanceJob, batch: IssuanceBatch, counts: _BatchCounts
+) -> None:
+    timestamp = reserve_timestamps(connection)
+    connection.execute(
+        """INSERT INTO issuance_batches (job_id, batch_number, rows_count, issued, already_issued, rejected,
+                                         issued_tiyn, "timestamp") VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        (job.id, batch.number, batch.rows_count, counts.issued, counts.already_issued, counts.rejected,
+         counts.issued_tiyn, timestamp),
+    )  # fmt: skip
+    connection.execute(
+        """UPDATE issuance_jobs
+              SET rows_done = rows_done + %(rows)s, issued = issued + %(issued)s,
+                  already_issued = already_issued + %(already)s, rejected = rejected + %(rejected)s,
+                  issued_tiyn = issued_tiyn + %(tiyn)s, updated_at = %(now)s,
+                  state = CASE WHEN rows_done + %(rows)s = rows_total THEN 2 ELSE 1 END
+            WHERE id = %(job)s""",
+        {"rows": batch.rows_count, "issued": counts.issued, "already": counts.already_issued,
+         "rejected": counts.rejected, "tiyn": counts.issued_tiyn, "now": timestamp, "job": job.id},
+    )  # fmt: skip
+    append_events(connection, [json_event("issuance_batch", {
+        "job": str(job.id), "programme": str(job.programme_id), "batch": batch.number,
+        "rows_from": batch.number * job.batch_rows, "rows": batch.rows_count, "issued": counts.issued,
+        "already_issued": counts.already_issued, "rejected": counts.rejected,
+        "issued_tiyn": counts.issued_tiyn,
+    })])  # fmt: skip
 
 
 def find_issuance_job(connection: psycopg.Connection[Any], job_id: uuid.UUID) -> IssuanceJob | None:
@@ -195,8 +230,9 @@ def find_issuance_job(connection: psycopg.Connection[Any], job_id: uuid.UUID) ->
         return None
     return IssuanceJob(
         id=row[0], programme_id=row[1], source_name=row[2], source_sha256=bytes(row[3]), rows_total=row[4],
-        rows_done=row[5], issued=row[6], already_issued=row[7], rejected=row[8], issued_tiyn=row[9],
-        state=JobState(row[10]), created_by=row[11], created_at=row[12], updated_at=row[13],
+        batch_rows=row[5], rows_done=row[6], issued=row[7], already_issued=row[8], rejected=row[9],
+        issued_tiyn=row[10], state=JobState(row[11]), created_by=row[12], created_at=row[13],
+        updated_at=row[14],
     )  # fmt: skip
 
 

@@ -3,9 +3,12 @@ ledger account, and the holder gets a signed token and a reference code.
 
 One call issues a batch in the caller's transaction, with one result per order:
 
-1. the programme, its policy in force and the issuer key are read; orders are checked against them;
+1. the programme, its policy in force and the issuer key are read; orders are checked against them, and
+   the tokens of those that pass are signed (before any lock: signing is most of a batch's work, and
+   another batch may write under the fund's lock meanwhile);
 2. the funds are locked (id order) and each order is taken in turn while its fund can cover it, so an
-   order the fund cannot cover is refused (`insufficient_funds`) and never half-made;
+   order the fund cannot cover is refused (`insufficient_funds`) and never half-made (its token is
+   dropped unused);
 3. voucher accounts are opened, and the fund → voucher transfers made: PENDING with the offer's timeout
    when the programme asks for the citizen's consent (acceptance posts it, declining voids it), posted
    otherwise;
@@ -85,8 +88,9 @@ def issue_vouchers(
         if results[index] is IssueResult.ok:
             accepted.append(index)
     _compare_existing(connection, orders, results)
+    signed = {index: _make_voucher(orders[index], context, signer, now + index) for index in accepted}
     accepted = _take_from_funds(connection, context, orders, accepted, results)
-    made = [_make_voucher(orders[index], context, signer, now + index) for index in accepted]
+    made = [signed[index] for index in accepted]
     if made:
         _write(connection, made, context)
     return results, [voucher for voucher, _ in made]

@@ -128,15 +128,18 @@ CREATE TABLE fund_allocations (
 );
 CREATE INDEX ix_fund_allocations_programme_id ON fund_allocations (programme_id, "timestamp");
 
--- A bulk issuance from one eligibility list. rows_done is how far the list has been worked through;
--- every batch commits its vouchers, its rejections and this progress together, so a run that stops
--- anywhere resumes exactly after the last committed batch. state: 1 running, 2 finished.
+-- A bulk issuance from one eligibility list, cut into batches of batch_rows rows (batch n is rows
+-- [n * batch_rows, (n + 1) * batch_rows) of the list). Every batch commits its vouchers, its rejections,
+-- its issuance_batches row and the job's counters together, so a run that stops anywhere resumes with
+-- exactly the batches that did not commit. rows_done counts the rows of committed batches.
+-- state: 1 running, 2 finished.
 CREATE TABLE issuance_jobs (
     id uuid NOT NULL,
     programme_id uuid NOT NULL,
     source_name text NOT NULL,
     source_sha256 bytea NOT NULL,
     rows_total integer NOT NULL,
+    batch_rows integer NOT NULL,
     rows_done integer NOT NULL,
     issued integer NOT NULL,
     already_issued integer NOT NULL,
@@ -150,6 +153,7 @@ CREATE TABLE issuance_jobs (
     CONSTRAINT fk_issuance_jobs_programme_id_programmes FOREIGN KEY (programme_id) REFERENCES programmes (id),
     CONSTRAINT ck_issuance_jobs_source_sha256_length CHECK (length(source_sha256) = 32),
     CONSTRAINT ck_issuance_jobs_progress_within_list CHECK (rows_done >= 0 AND rows_done <= rows_total),
+    CONSTRAINT ck_issuance_jobs_batch_rows_positive CHECK (batch_rows > 0),
     CONSTRAINT ck_issuance_jobs_every_row_counted CHECK (
         issued >= 0 AND already_issued >= 0 AND rejected >= 0
         AND issued + already_issued + rejected = rows_done),
@@ -157,6 +161,23 @@ CREATE TABLE issuance_jobs (
     CONSTRAINT ck_issuance_jobs_finished_when_done CHECK ((state = 2) = (rows_done = rows_total))
 );
 CREATE INDEX ix_issuance_jobs_programme_id ON issuance_jobs (programme_id, created_at);
+
+-- The batches of a job that committed: each at most once (the primary key), whatever runs it.
+CREATE TABLE issuance_batches (
+    job_id uuid NOT NULL,
+    batch_number integer NOT NULL,
+    rows_count integer NOT NULL,
+    issued integer NOT NULL,
+    already_issued integer NOT NULL,
+    rejected integer NOT NULL,
+    issued_tiyn bigint NOT NULL,
+    "timestamp" bigint NOT NULL,
+    CONSTRAINT pk_issuance_batches PRIMARY KEY (job_id, batch_number),
+    CONSTRAINT fk_issuance_batches_job_id_issuance_jobs FOREIGN KEY (job_id) REFERENCES issuance_jobs (id),
+    CONSTRAINT ck_issuance_batches_every_row_counted CHECK (
+        rows_count > 0 AND issued >= 0 AND already_issued >= 0 AND rejected >= 0
+        AND issued + already_issued + rejected = rows_count)
+);
 
 -- Why a row of a list issued nothing. row_number: the line in the file (a CSV header is line 1).
 -- holder: the IIN masked to its last four digits (the report is downloaded; the IIN is personal data).
@@ -174,7 +195,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['sub_funds', 'fund_allocations', 'issuance_rejections']
+    FOREACH t IN ARRAY ARRAY['sub_funds', 'fund_allocations', 'issuance_batches', 'issuance_rejections']
     LOOP
         EXECUTE format('CREATE TRIGGER %1$s_append_only BEFORE UPDATE OR DELETE ON %1$s
                             FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()', t);
@@ -189,7 +210,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'amiyan_app') THEN
         GRANT SELECT, INSERT ON programme_funding, funding_orders, sub_funds, fund_allocations, issuance_jobs,
-            issuance_rejections TO amiyan_app;
+            issuance_batches, issuance_rejections TO amiyan_app;
         GRANT UPDATE (funded_tiyn) ON programme_funding TO amiyan_app;
         GRANT UPDATE (state, approved_by, rejected_by, rejection_reason, decided_at, transfer_id)
             ON funding_orders TO amiyan_app;
@@ -204,10 +225,11 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'amiyan_app') THEN
         REVOKE ALL ON programme_funding, funding_orders, sub_funds, fund_allocations, issuance_jobs,
-            issuance_rejections FROM amiyan_app;
+            issuance_batches, issuance_rejections FROM amiyan_app;
     END IF;
 END $$;
 DROP TABLE issuance_rejections;
+DROP TABLE issuance_batches;
 DROP TABLE issuance_jobs;
 DROP TABLE fund_allocations;
 DROP TABLE sub_funds;
