@@ -9,6 +9,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -44,6 +45,7 @@ from treasury.errors import Refused
 from treasury.expiry import sweep
 from treasury.funding import FundingOrder, approve_funding_order, create_funding_order, reject_funding_order
 from treasury.issuance_jobs import IssuanceJob, write_rejection_report
+from treasury.issuance_workers import IssuanceWorkers
 from treasury.positions import FIGURES, positions_csv, positions_document, programme_positions
 from treasury.programmes import Programme, find_programme_by_code
 
@@ -64,8 +66,9 @@ class _Context:
     def __init__(self) -> None:
         self.settings = Settings()
         configure_logging(self.settings.log_format, self.settings.log_level)
-        url = resolve_database_url(self.settings)
-        upgrade_database(url)
+        self.url = resolve_database_url(self.settings)
+        upgrade_database(self.url)
+        url = self.url
         self.pool: ConnectionPool[Any] = create_pool(url, self.settings.database_role, 3)
         self.unit_of_work = UnitOfWork(self.pool)
 
@@ -88,6 +91,20 @@ class _Context:
             console.print(f"[red]no programme with the code {code}[/red]")
             raise typer.Exit(1)
         return found
+
+
+def open_worker_unit_of_work(url: str, role: str, log_format: str, log_level: str) -> UnitOfWork:
+    """In an issuance worker process: its logging, and a connection pool of its own."""
+    configure_logging(log_format, log_level)
+    return UnitOfWork(create_pool(url, role, 1))
+
+
+def issuance_workers(settings: Settings, url: str, processes: int) -> IssuanceWorkers | None:
+    """Worker processes for bulk issuance (None: threads of this process)."""
+    if processes == 0:
+        return None
+    role, log_format, log_level = settings.database_role, settings.log_format, settings.log_level
+    return IssuanceWorkers(processes, partial(open_worker_unit_of_work, url, role, log_format, log_level))
 
 
 def load_holder_salt(settings: Settings) -> bytes:
@@ -157,6 +174,7 @@ def issue(
     report: Annotated[
         Path | None, typer.Option(help="Rejection report (default: FILE.rejections.csv).")
     ] = None,
+    processes: Annotated[int, typer.Option(min=0, max=8, help="Worker processes (0: threads only).")] = 2,
 ) -> None:
     """Issue vouchers to everyone on an eligibility list; run it again to resume where it stopped."""
     context = _Context()
@@ -175,9 +193,10 @@ def issue(
             counts = f"issued {job.issued:,} · already {job.already_issued:,} · rejected {job.rejected:,}"
             progress.update(task, completed=job.rows_done, description=counts)
 
+        workers = issuance_workers(context.settings, context.url, processes)
         job = context.guard(
             lambda: issue_list(
-                context.unit_of_work, signer, salt, programme_id, file, officer, batch_rows, show
+                context.unit_of_work, signer, salt, programme_id, file, officer, batch_rows, show, workers
             )
         )
     _job_summary(context, job, report or file.with_name(file.name + ".rejections.csv"))

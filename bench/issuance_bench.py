@@ -2,7 +2,7 @@
 job (`treasury.bulk_issuance.issue_list`: hashing, duplicate scan, row checks, batches through
 `issue_vouchers`, progress and rejection bookkeeping).
 
-    .venv/bin/python bench/issuance_bench.py [--vouchers 1000000] [--batch 4000] [--consent]
+    .venv/bin/python bench/issuance_bench.py [--vouchers 1000000] [--batch 4000] [--processes 2] [--consent]
 
 Runs against AMIYAN_DATABASE_URL, else the embedded server, in a fresh scratch database. Generating the
 list is not timed; the run is. Every row must be issued (the job's counters and the vouchers table are
@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api.cli_treasury import issuance_workers
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--vouchers", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=4000)
     parser.add_argument("--consent", action="store_true", help="the policy asks for consent: offers")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (0: two threads)")
     arguments = parser.parse_args()
     configure_logging("json", "warning")
     server = resolve_database_url(Settings())
@@ -102,7 +104,10 @@ def main() -> None:
         unit_of_work.run(lambda c: add_issuer_key(c, signer.public_key, now + year, now + 2 * year))
         draft = open_programme(unit_of_work, arguments.vouchers, arguments.consent)
         started = time.perf_counter()
-        job = issue_list(unit_of_work, signer, HOLDER_SALT, draft.id, path, OFFICER, arguments.batch)
+        workers = issuance_workers(Settings(), url, arguments.processes)
+        job = issue_list(
+            unit_of_work, signer, HOLDER_SALT, draft.id, path, OFFICER, arguments.batch, workers=workers
+        )
         seconds = time.perf_counter() - started
         stored = unit_of_work.read(
             lambda c: c.execute(

@@ -3,7 +3,9 @@ while the good rows are issued; a list run twice, or resumed after a crash, issu
 
 import csv
 import io
+import pickle
 import threading
+from functools import partial
 
 import pytest
 
@@ -18,13 +20,15 @@ from tests.treasury_operations_world import (
     fresh_iins,
     fund,
     open_programme,
+    open_test_unit_of_work,
     write_csv,
     write_jsonl,
 )
 from treasury.allocation import AllocationDirection, move_between_funds, open_sub_fund
 from treasury.bulk_issuance import issue_list
-from treasury.errors import Refused
+from treasury.errors import RefusalKind, Refused
 from treasury.issuance_jobs import committed_batches, rejections_of, write_rejection_report
+from treasury.issuance_workers import IssuanceWorkers
 from treasury.programmes import ProgrammeState, set_programme_state
 
 AMOUNT = 300_000
@@ -214,6 +218,26 @@ def test_two_runs_of_the_same_list_at_once_issue_each_voucher_once(pool, voucher
     assert [(job.finished, job.issued, job.already_issued) for job in jobs] == [(True, 60, 0)] * 2
     assert set(_vouchers(unit_of_work, programme.id)) == {_holder(iin) for iin in iins}
     assert balances(unit_of_work, programme.draft.fund_account_id) == [10**10 - 60 * AMOUNT]
+
+
+def test_worker_processes_issue_a_list_and_send_refusals_back(pool, database_url, voucher_ledger, tmp_path):
+    unit_of_work = UnitOfWork(pool)
+    programme = _funded_programme(unit_of_work)
+    iins = fresh_iins(40)
+    rows = [{"iin": iin, "entitlement": AMOUNT} for iin in iins] + [{"iin": "1", "entitlement": 1}]
+    path = write_csv(tmp_path / "list.csv", rows)
+    workers = IssuanceWorkers(2, partial(open_test_unit_of_work, database_url))
+    job = issue_list(
+        unit_of_work, voucher_ledger.signer, HOLDER_SALT, programme.id, path, MAKER, 6, workers=workers
+    )
+    assert (job.finished, job.issued, job.rejected) == (True, 40, 1)
+    assert set(_vouchers(unit_of_work, programme.id)) == {_holder(iin) for iin in iins}
+    refused = pickle.loads(pickle.dumps(Refused("programme_not_open", "closed", RefusalKind.CONFLICT)))
+    assert (refused.code, refused.message, refused.kind) == (
+        "programme_not_open",
+        "closed",
+        RefusalKind.CONFLICT,
+    )
 
 
 def test_rows_the_fund_cannot_cover_are_rejected_and_the_rest_issued(pool, voucher_ledger, tmp_path):

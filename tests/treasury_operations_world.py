@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from api.database import create_pool
 from ledger.audit.events import JsonEvent, decode_event
 from ledger.audit.inbox import split_events
 from ledger.identity import Sex, make_valid_iin
@@ -59,6 +60,11 @@ def run_with_events(unit_of_work: UnitOfWork, work: Callable[[Any], T]) -> tuple
         return value, [event for event in events if isinstance(event, JsonEvent)]
 
     return unit_of_work.run(work_and_events)
+
+
+def open_test_unit_of_work(url: str) -> UnitOfWork:
+    """What an issuance worker process opens in tests (module-level: picklable by reference)."""
+    return UnitOfWork(create_pool(url, "amiyan_app", 1))
 
 
 def balances(unit_of_work: UnitOfWork, *account_ids: uuid.UUID) -> list[int]:

@@ -5,7 +5,8 @@
 2. Its job is made, or found where an earlier run stopped (the same file for the same programme is the
    same job, so running it again resumes it, and a finished job issues nothing).
 3. Rows are checked one by one (`treasury.eligibility`) and issued in batches of `batch_rows`, each batch
-   one transaction (`treasury.issuance_jobs.commit_issuance_batch`), two at a time.
+   one transaction (`treasury.issuance_jobs.commit_issuance_batch`), a few at a time, in threads or worker
+   processes (`treasury.issuance_workers`).
 
 The secret salt of holder hashes and the issuer key come in as arguments (the CLI and API read them from
 settings); nothing here reads the environment.
@@ -13,39 +14,32 @@ settings); nothing here reads the environment.
 
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import psycopg
 import structlog
 
-from ledger.identity import mask_iin
 from ledger.timestamps import reserve_timestamps
 from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers.policy import parse_policy_bytes
 from ledger.vouchers.tokens import IssuerSigner
 from treasury.allocation import list_sub_funds
-from treasury.eligibility import IssueTerms, RowRejection, duplicate_lines, prepare_row, read_list
+from treasury.eligibility import IssueTerms, duplicate_lines, read_list
 from treasury.errors import RefusalKind, Refused
 from treasury.issuance_jobs import (
-    IssuanceBatch,
     IssuanceJob,
-    commit_issuance_batch,
     committed_batches,
     file_sha256,
     find_issuance_job,
     start_issuance_job,
 )
+from treasury.issuance_workers import BatchWork, IssuanceWorkers, RawRows, run_batches
 
 # Big enough that per-transaction costs vanish, small enough that a crash loses seconds of work.
 BATCH_ROWS_DEFAULT: Final = 4000
 BATCH_ROWS_MAX: Final = 8000  # under the ledger's 8189 events per request
-# Two transactions at once: one writing under the fund's lock while the other prepares and signs.
-IN_FLIGHT_BATCHES: Final = 2
 log = structlog.get_logger("treasury.issuance")
 
 
@@ -58,9 +52,10 @@ def issue_list(
     officer: str,
     batch_rows: int = BATCH_ROWS_DEFAULT,
     on_progress: Callable[[IssuanceJob], None] | None = None,
+    workers: IssuanceWorkers | None = None,
 ) -> IssuanceJob:
     """Issue (or go on issuing) the list in `path`; returns the job as it ends. A resumed job keeps the
-    batch size it was made with."""
+    batch size it was made with. Batches run in two threads, or in `workers` processes."""
     if not 0 < batch_rows <= BATCH_ROWS_MAX:
         raise Refused("batch_rows_invalid", f"a batch is 1 to {BATCH_ROWS_MAX} rows")
     started = time.perf_counter()
@@ -75,8 +70,8 @@ def issue_list(
     progress = _Progress(job, on_progress)
     if not job.finished:
         terms = unit_of_work.read(lambda c: issue_terms(c, programme_id, holder_salt))
-        batches = _batches(path, terms, repeats, job.batch_rows, done)
-        _run_batches(unit_of_work, signer, job.id, batches, progress)
+        work = BatchWork(unit_of_work, signer, terms, repeats)
+        run_batches(work, workers, job.id, _batches(path, job.batch_rows, done), progress.show)
     final = unit_of_work.read(lambda c: find_issuance_job(c, job.id))
     assert final is not None
     log.info("issuance_job_finished" if final.finished else "issuance_job_stopped", job=str(final.id),
@@ -100,59 +95,20 @@ class _Progress:
             self.callback(self.job)
 
 
-def _batches(
-    path: Path, terms: IssueTerms, repeats: dict[int, int], batch_rows: int, done: set[int]
-) -> Iterator[IssuanceBatch]:
-    """The list's batches that have not committed yet, each with its rows checked."""
-    batch = IssuanceBatch(number=-1)
+def _batches(path: Path, batch_rows: int, done: set[int]) -> Iterator[tuple[int, RawRows]]:
+    """The list's batches that have not committed yet: (number, rows as plain tuples)."""
+    number = -1
+    rows: RawRows = []
     for index, row in enumerate(read_list(path)):
-        number = index // batch_rows
-        if number in done:
-            continue
-        if number != batch.number:
-            if batch.rows_count:
-                yield batch
-            batch = IssuanceBatch(number=number)
-        prepared = prepare_row(row, terms, repeats)
-        if isinstance(prepared, RowRejection):
-            batch.rejections.append(prepared)
-        else:
-            batch.orders.append(prepared)
-            batch.order_lines.append((row.line, mask_iin(str(row.iin).strip())))
-        batch.rows_count += 1
-    if batch.rows_count:
-        yield batch
-
-
-def _run_batches(
-    unit_of_work: UnitOfWork,
-    signer: IssuerSigner,
-    job_id: uuid.UUID,
-    batches: Iterator[IssuanceBatch],
-    progress: _Progress,
-) -> None:
-    """Commit the batches with up to IN_FLIGHT_BATCHES transactions at once: while one holds the fund's
-    lock writing, the next signs its tokens, so Python and PostgreSQL work at the same time. On any
-    failure the batches already running finish (each commits or not, whole), then the error is raised."""
-    with ThreadPoolExecutor(max_workers=IN_FLIGHT_BATCHES, thread_name_prefix="issuance") as executor:
-        running: deque[Future[IssuanceJob]] = deque()
-        for batch in batches:
-            if len(running) == IN_FLIGHT_BATCHES:
-                progress.show(running.popleft().result())
-            work = partial(commit_issuance_batch, job_id=job_id, batch=batch, signer=signer)
-            running.append(executor.submit(_timed, unit_of_work, work, batch))
-        while running:
-            progress.show(running.popleft().result())
-
-
-def _timed(
-    unit_of_work: UnitOfWork, work: Callable[[psycopg.Connection[Any]], IssuanceJob], batch: IssuanceBatch
-) -> IssuanceJob:
-    started = time.perf_counter()
-    job = unit_of_work.run(work)
-    log.debug("issuance_batch", job=str(job.id), batch=batch.number, orders=len(batch.orders),
-              duration_ms=round((time.perf_counter() - started) * 1000, 3))  # fmt: skip
-    return job
+        if index // batch_rows != number:
+            if rows:
+                yield number, rows
+            number, rows = index // batch_rows, []
+        if number not in done:
+            rows.append((row.line, row.iin, row.entitlement, row.units_max, row.items, row.region, row.key,
+                         row.malformed))  # fmt: skip
+    if rows:
+        yield number, rows
 
 
 def issue_terms(
