@@ -220,6 +220,31 @@ def test_two_runs_of_the_same_list_at_once_issue_each_voucher_once(pool, voucher
     assert balances(unit_of_work, programme.draft.fund_account_id) == [10**10 - 60 * AMOUNT]
 
 
+def test_two_lists_sharing_holders_issued_at_once_issue_each_holder_once(pool, voucher_ledger, tmp_path):
+    unit_of_work = UnitOfWork(pool)
+    programme = _funded_programme(unit_of_work)
+    iins = fresh_iins(90)
+    first = write_csv(tmp_path / "first.csv", [{"iin": iin, "entitlement": AMOUNT} for iin in iins[:60]])
+    second = write_csv(tmp_path / "second.csv", [{"iin": iin, "entitlement": AMOUNT} for iin in iins[30:]])
+    start = threading.Barrier(2)
+    jobs = []
+
+    def run(path):
+        start.wait()
+        jobs.append(
+            issue_list(UnitOfWork(pool), voucher_ledger.signer, HOLDER_SALT, programme.id, path, MAKER, 10)
+        )
+
+    threads = [threading.Thread(target=run, args=(path,)) for path in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted((job.issued + job.already_issued, job.rejected) for job in jobs) == [(60, 0), (60, 0)]
+    assert (sum(job.issued for job in jobs), sum(job.already_issued for job in jobs)) == (90, 30)
+    assert balances(unit_of_work, programme.draft.fund_account_id) == [10**10 - 90 * AMOUNT]
+
+
 def test_worker_processes_issue_a_list_and_send_refusals_back(pool, database_url, voucher_ledger, tmp_path):
     unit_of_work = UnitOfWork(pool)
     programme = _funded_programme(unit_of_work)

@@ -90,6 +90,7 @@ def issue_vouchers(
     _compare_existing(connection, orders, results)
     signed = {index: _make_voucher(orders[index], context, signer, now + index) for index in accepted}
     accepted = _take_from_funds(connection, context, orders, accepted, results)
+    accepted = _drop_issued_meanwhile(connection, orders, accepted, results)
     made = [signed[index] for index in accepted]
     if made:
         _write(connection, made, context)
@@ -117,6 +118,31 @@ def _compare_existing(
         fields = (order.programme_id, order.holder_hash, order.amount_tiyn, units)
         if stored.get(order.id) != fields:
             results[index] = IssueResult.exists_with_different_fields
+
+
+def _drop_issued_meanwhile(
+    connection: psycopg.Connection[Any],
+    orders: Sequence[VoucherOrder],
+    accepted: list[int],
+    results: list[IssueResult],
+) -> list[int]:
+    """Orders another transaction issued after this one first looked (it held the fund's lock until it
+    committed): they answer `exists` like any retry, instead of failing the whole batch."""
+    if not accepted:
+        return accepted
+    issued = {
+        row[0]
+        for row in connection.execute(
+            "SELECT id FROM accounts WHERE id = ANY(%s)", ([orders[index].id for index in accepted],)
+        )
+    }
+    if not issued:
+        return accepted
+    for index in accepted:
+        if orders[index].id in issued:
+            results[index] = IssueResult.exists
+    _compare_existing(connection, orders, results)
+    return [index for index in accepted if orders[index].id not in issued]
 
 
 def _take_from_funds(
