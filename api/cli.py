@@ -1,7 +1,6 @@
 """`amiyan`: the command line. Settings are read once here and passed down."""
 
 import json
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,16 +9,19 @@ import typer
 from psycopg_pool import ConnectionPool
 from rich.console import Console
 
+from api.cli_demo import demo_command
 from api.cli_settlement import settlement_app
+from api.cli_treasury import treasury_app
 from api.credentials_cli import credentials_app
 from api.database import create_pool, downgrade_database, resolve_database_url, upgrade_database
 from api.logs import configure_logging
+from api.serving import audit_integrator, serve_database
 from api.settings import Settings
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from ledger.audit.integrator import Integrator
+    pass
 
 app = typer.Typer(help="Amiyan: the Social Wallet's voucher ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -32,6 +34,8 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(audit_app, name="audit")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(settlement_app, name="settlement")
+app.add_typer(treasury_app, name="treasury")
+app.command(name="demo")(demo_command)
 console = Console(stderr=True)
 log = structlog.get_logger("amiyan")
 
@@ -52,53 +56,11 @@ def _ledger(settings: Settings, url: str) -> tuple[Ledger, ConnectionPool[Any]]:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
-    demo: Annotated[bool, typer.Option(help="Load the demo data set first (idempotent).")] = False,
 ) -> None:
-    """Start the HTTP API (migrations apply first; embedded PostgreSQL unless AMIYAN_DATABASE_URL is set)."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.demo import load_demo
-
+    """Start the HTTP API and the audit integrator (migrations apply first; embedded PostgreSQL unless
+    AMIYAN_DATABASE_URL is set). `amiyan demo` serves a database with a month of business in it."""
     settings = Settings()
-    url = _prepare(settings)
-    if demo:
-        ledger, pool = _ledger(settings, url)
-        summary = load_demo(ledger)
-        pool.close()
-        base = f"http://{host or settings.host}:{port or settings.port}"
-        console.print(f"[green]demo loaded[/green]: {base}/v1/ledger/accounts/{summary.canteen_account}")
-    _, integrator_pool = _ledger(settings, url)
-    integrator = _integrator(settings, integrator_pool)
-    stop = threading.Event()
-    integrating = threading.Thread(
-        target=integrator.run, args=(stop, url), name="audit-integrator", daemon=True
-    )
-    integrating.start()
-    try:
-        uvicorn.run(
-            create_app(settings, url), host=host or settings.host, port=port or settings.port, log_config=None
-        )
-    finally:
-        stop.set()
-        integrating.join(5)
-        integrator_pool.close()
-
-
-@app.command()
-def demo() -> None:
-    """Load the demo data set (idempotent) and say where to look."""
-    from api.demo import load_demo
-
-    settings = Settings()
-    url = _prepare(settings)
-    ledger, pool = _ledger(settings, url)
-    summary = load_demo(ledger)
-    console.print(
-        f"accounts created: {summary.accounts_created}, transfers created: {summary.transfers_created}"
-    )
-    console.print(f"school-meals fund: {summary.fund_account}\ncanteen receivable: {summary.canteen_account}")
-    pool.close()
+    serve_database(settings, _prepare(settings), host, port)
 
 
 @db_app.command("upgrade")
@@ -133,27 +95,13 @@ def ledger_check() -> None:
     console.print("ledger sound: zero sum holds and every account equals the sums of its transfers")
 
 
-def _integrator(settings: Settings, pool: ConnectionPool[Any]) -> "Integrator":
-    from api.log_keys import load_log_signer
-    from ledger.audit.integrator import Integrator
-    from ledger.audit.signed_note import parse_signer_key
-
-    signer, verifier_key = load_log_signer(settings)
-    signers = [signer]
-    if settings.log_retiring_signer_key:
-        signers.append(parse_signer_key(settings.log_retiring_signer_key))
-    integrator = Integrator(pool, settings.log_origin, signers)
-    integrator.introduce_keys([verifier_key])
-    return integrator
-
-
 @audit_app.command("integrate")
 def audit_integrate() -> None:
     """Move everything waiting in the inbox into the log and sign a checkpoint."""
     settings = Settings()
     url = _prepare(settings)
     _, pool = _ledger(settings, url)
-    integrator = _integrator(settings, pool)
+    integrator = audit_integrator(settings, pool)
     total = 0
     while (result := integrator.integrate_once(checkpoint=False)).entries:
         total += result.entries

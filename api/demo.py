@@ -12,16 +12,16 @@ The story happens next month: the demo database's ledger clock is moved forward 
 
 import datetime as dt
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import conninfo, sql
 
 from api.credentials import CredentialKind, Role, create_credential
 from api.database import create_pool, ensure_database, upgrade_database
-from api.demo_cast import HOUSEHOLDS, cast_for, gas_policy, medicines_policy, meals_policy
+from api.demo_cast import HOUSEHOLDS, cast_for, gas_policy, meals_policy, medicines_policy
 from api.demo_story import (
     Story,
     cast_people,
@@ -40,9 +40,8 @@ from ledger.clock import BUSINESS_TIMEZONE
 from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers.service import VoucherLedger
 from ledger.vouchers.tokens import IssuerSigner
-from treasury.positions import programme_positions
+from treasury.positions import Positions, programme_positions
 
-DEMO_DATABASE = "amiyan_demo"
 _LOADED_MARKER = "SELECT 1 FROM programmes WHERE code = 'SM-DEMO-AST'"
 
 
@@ -56,14 +55,14 @@ class DemoReport:
     positions: list[str] = field(default_factory=list)
 
 
-def demo_database_url(server_url: str, fresh: bool) -> str:
+def demo_database_url(server_url: str, name: str, fresh: bool) -> str:
     """The demo's own database on the same server (made if missing; dropped first when `fresh`)."""
     parts = conninfo.conninfo_to_dict(server_url)
     if fresh:
         with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DEMO_DATABASE)))
-    ensure_database(server_url, DEMO_DATABASE)
-    parts["dbname"] = DEMO_DATABASE
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    ensure_database(server_url, name)
+    parts["dbname"] = name
     return conninfo.make_conninfo("", **parts)
 
 
@@ -75,7 +74,9 @@ def load_demo(
     report = DemoReport(database_url=url, loaded_now=False)
     with psycopg.connect(url) as connection:
         if connection.execute(_LOADED_MARKER).fetchone() is not None:
-            report.facts.append("the demo database was loaded before: nothing reloaded (use --fresh to retell it)")
+            report.facts.append(
+                "the demo database was loaded before: nothing reloaded (use --fresh to retell it)"
+            )
             return report
     workdir.mkdir(parents=True, exist_ok=True)
     pool = create_pool(url, settings.database_role, size_max=8)
@@ -116,20 +117,29 @@ def _tell(story: Story, report: DemoReport) -> None:
     active = consent_and_activate(story, pupils)
     school_week(story, active, monday)
     pharmacy_week(story, patients)
-    gas_month(story, households[:HOUSEHOLDS], dt.datetime.combine(first.replace(day=10), dt.time(9), BUSINESS_TIMEZONE))
+    gas_month(
+        story,
+        households[:HOUSEHOLDS],
+        dt.datetime.combine(first.replace(day=10), dt.time(9), BUSINESS_TIMEZONE),
+    )
     month_after = (first + dt.timedelta(days=32)).replace(day=2)
     story.advance_clock(dt.datetime.combine(month_after, dt.time(9), BUSINESS_TIMEZONE))
     numbers = settle_month(story, first)
     report.documents = write_documents(story, numbers)
     report.facts += story.facts
     for draft in (story.cast.meals, story.cast.medicines, story.cast.gas):
-        positions = story.unit_of_work.read(lambda c, d=draft: programme_positions(c, d.id))
-        figures = positions.figures
+        positions = _positions(story.unit_of_work, draft.id)
+        f = {name: _tenge(value) for name, value in positions.figures.items()}
+        verdict = "reconciled to the tiyn" if positions.reconciled else "DOES NOT RECONCILE"
         report.positions.append(
-            f"{draft.code:13s} {positions.asset:12s} funded {_tenge(figures['funded'])}, issued {_tenge(figures['issued'])},"
-            f" redeemed {_tenge(figures['redeemed'])}, paid {_tenge(figures['paid'])}"
-            f" — {'reconciled' if positions.reconciled else 'DOES NOT RECONCILE'}"
+            f"{draft.code:13s} {positions.asset:12s} funded {f['funded']}, issued {f['issued']},"
+            f" redeemed {f['redeemed']}, paid {f['paid']}: {verdict}"
         )
+
+
+def _positions(unit_of_work: UnitOfWork, programme_id: uuid.UUID) -> Positions:
+    found: Positions = unit_of_work.read(lambda c: programme_positions(c, programme_id))
+    return found
 
 
 def _tenge(tiyn: int) -> str:
@@ -140,12 +150,18 @@ def _credentials(unit_of_work: UnitOfWork) -> dict[str, str]:
     now = dt.datetime.now(dt.UTC)
     made = {}
     for role in (Role.operator, Role.treasury_officer, Role.auditor, Role.mobile_backend):
-        made[role.value] = create_credential(unit_of_work, CredentialKind.api_key, role, f"demo {role.value}", now).secret
-    canteen = unit_of_work.read(lambda c: c.execute("SELECT id FROM providers ORDER BY bin LIMIT 1").fetchone()[0])
+        made[role.value] = create_credential(
+            unit_of_work, CredentialKind.api_key, role, f"demo {role.value}", now
+        ).secret
+    canteen = cast_for(_next_month()).canteens[0][0]
     made["provider (canteen)"] = create_credential(
-        unit_of_work, CredentialKind.api_key, Role.provider, f"demo canteen {secrets.token_hex(2)}", now, canteen
+        unit_of_work,
+        CredentialKind.api_key,
+        Role.provider,
+        f"demo canteen {secrets.token_hex(2)}",
+        now,
+        canteen,
     ).secret
     return made
 
 
-__all__ = ["DEMO_DATABASE", "DemoReport", "demo_database_url", "load_demo", "Any"]

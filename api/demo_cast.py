@@ -60,7 +60,9 @@ def _authority(name: str, serial: int) -> PayingAuthority:
     )
 
 
-def _programme(code: str, name: str, kbk: str, asset: Asset, start: dt.date, serial: int, vat: str) -> ProgrammeDraft:
+def _programme(
+    code: str, name: str, kbk: str, asset: Asset, start: dt.date, serial: int, vat: str
+) -> ProgrammeDraft:
     return ProgrammeDraft(
         id=demo_id("programme", code),
         code=code,
@@ -89,8 +91,8 @@ def cast_for(first_day: dt.date) -> Cast:
     return Cast(
         meals=_programme("SM-DEMO-AST", "Бесплатное горячее питание 1–4 классов", "251 027 015",
                          Asset.KZT, first_day, 1, "exempt"),
-        medicines=_programme("MED-DEMO-AST", "Бесплатные лекарства (АЛО)", "253 067 100", Asset.KZT, first_day, 2,
-                             "exempt"),
+        medicines=_programme("MED-DEMO-AST", "Бесплатные лекарства (АЛО)", "253 067 100", Asset.KZT,
+                             first_day, 2, "exempt"),
         gas=_programme("GAS-DEMO-AST", "Скидка на газ получателям АСП", "213 057 000", Asset.DIGITAL_KZT,
                        first_day, 3, "16"),
         canteens=canteens,
@@ -131,13 +133,19 @@ def gas_policy(first_day: dt.date, last_day: dt.date) -> Policy:
             "valid_from": first_day.isoformat(), "valid_until": last_day.isoformat(),
             "service": {"name": "Газға жеңілдік / Скидка на газ", "unit": "м³"},
             "consent_required": False, "activation_required": True, "activation_days": [7, 29],
-            "unit_price_tiyn": GAS_DISCOUNT_TIYN_PER_M3, "period": "month", "period_units_max": GAS_M3_PER_MONTH,
+            "unit_price_tiyn": GAS_DISCOUNT_TIYN_PER_M3, "period": "month",
+            "period_units_max": GAS_M3_PER_MONTH,
         }
     )  # fmt: skip
 
 
-PRESCRIBED: Final = (("ATC-N02BE01", "Парацетамол 500 мг", 1_850), ("ATC-R03AC02", "Сальбутамол ингалятор", 2_900),
-                     ("ATC-A10BA02", "Метформин 850 мг", 1_200))  # fmt: skip
+# (ATC code, name, price of one pack in tiyn)
+PRESCRIBED: Final = (
+    ("ATC-N02BE01", "Парацетамол 500 мг", 185_000),
+    ("ATC-R03AC02", "Сальбутамол, ингалятор", 290_000),
+    ("ATC-A10BA02", "Метформин 850 мг", 120_000),
+)
+PRESCRIPTION_TIYN: Final = 1_000_000  # 10 000 tenge of medicines per prescription
 
 
 def people(kind: str, count: int, born: dt.date) -> list[str]:

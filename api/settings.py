@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("amiyan")))
     # The database name used on the embedded server.
     embedded_database: str = "amiyan"
+    # The database `amiyan demo` tells its story in, on the same server (its ledger clock runs ahead).
+    demo_database: str = "amiyan_demo"
     # Sessions switch to this role (INSERT and SELECT only on history) when it exists; empty to disable.
     database_role: str = "amiyan_app"
     pool_size_max: int = 8

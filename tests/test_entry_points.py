@@ -1,16 +1,24 @@
-"""The CLI and the HTTP service, end to end on the test database: what a newcomer and an auditor run."""
+"""The CLI and the HTTP service, end to end: what a newcomer and an auditor run."""
 
+import secrets
 import uuid
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
-from api.database import scratch_database
-from api.demo import demo_id
+from api.database import create_pool, scratch_database, upgrade_database
 from api.settings import Settings
+from ledger.accounts import Account, AccountType
+from ledger.ids import new_id
+from ledger.money import Asset
+from ledger.service import Ledger
+from ledger.transfers import Transfer
+from ledger.unit_of_work import UnitOfWork
 
 
 @pytest.fixture
@@ -29,11 +37,44 @@ def environment(own_database, tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_demo_then_audit_export_and_offline_verify(environment):
+@pytest.fixture
+def demo_database(environment, database_url, monkeypatch):
+    """The demo's database gets a name of its own and is dropped at the end."""
+    name = f"amiyan_demo_{secrets.token_hex(4)}"
+    monkeypatch.setenv("AMIYAN_DEMO_DATABASE", name)
+    yield name
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _some_business(url: str) -> tuple[uuid.UUID, uuid.UUID]:
+    upgrade_database(url)
+    pool = create_pool(url, "amiyan_app", 2)
+    ledger = Ledger(UnitOfWork(pool))
+    a, b = new_id(), new_id()
+    ledger.create_accounts(
+        [Account(a, Asset.KZT, AccountType.OPERATOR), Account(b, Asset.KZT, AccountType.OPERATOR)]
+    )
+    ledger.create_transfers([Transfer(new_id(), a, b, 100 + n, Asset.KZT, 99) for n in range(20)])
+    pool.close()
+    return a, b
+
+
+def test_the_demo_tells_its_month_and_the_auditor_verifies_it(demo_database):
     runner = CliRunner()
-    assert runner.invoke(cli, ["demo"]).exit_code == 0
-    again = runner.invoke(cli, ["demo"])  # idempotent: the second load creates nothing
-    assert again.exit_code == 0 and "transfers created: 0" in again.output
+    told = runner.invoke(cli, ["demo", "--no-serve"])
+    assert told.exit_code == 0, told.output
+    assert "1000 vouchers issued" in told.output
+    assert "hot meals served" in told.output and "acts and invoices signed, approved and paid" in told.output
+    assert told.output.count("reconciled to the tiyn") == 3
+    assert "Audit log: OK" in told.output
+    again = runner.invoke(cli, ["demo", "--no-serve"])
+    assert again.exit_code == 0 and "loaded before" in again.output and "Audit log: OK" in again.output
+
+
+def test_audit_export_then_offline_verify_and_a_damaged_export(environment, own_database):
+    _some_business(own_database)
+    runner = CliRunner()
     assert runner.invoke(cli, ["audit", "integrate"]).exit_code == 0
     key = runner.invoke(cli, ["audit", "key"]).output.strip()
     export = environment / "export"
@@ -55,7 +96,7 @@ def test_ledger_check_reports_a_sound_ledger(environment):
 
 
 def test_the_http_service_reads_accounts_and_answers_problems(environment, own_database):
-    CliRunner().invoke(cli, ["demo"])
+    _, credited = _some_business(own_database)
     created = CliRunner().invoke(cli, ["credentials", "create", "--role", "operator", "--name", "newcomer"])
     api_key = created.stdout.strip().splitlines()[-1]
     with TestClient(
@@ -63,9 +104,9 @@ def test_the_http_service_reads_accounts_and_answers_problems(environment, own_d
     ) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").status_code == 200
-        canteen = client.get(f"/v1/ledger/accounts/{demo_id('canteen:school-7')}")
-        assert canteen.status_code == 200 and canteen.json()["credits_posted"] > 0
-        page = client.get(f"/v1/ledger/accounts/{demo_id('canteen:school-7')}/transfers", params={"limit": 7})
+        account = client.get(f"/v1/ledger/accounts/{credited}")
+        assert account.status_code == 200 and account.json()["credits_posted"] > 0
+        page = client.get(f"/v1/ledger/accounts/{credited}/transfers", params={"limit": 7})
         assert len(page.json()["transfers"]) == 7 and page.json()["next_cursor"] is not None
         missing = client.get(f"/v1/ledger/accounts/{uuid.UUID(int=5)}")
         assert missing.status_code == 404

@@ -24,3 +24,7 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.kind = kind
+
+    def __reduce__(self) -> tuple[type["Refused"], tuple[str, str, RefusalKind]]:
+        # A refusal raised in an issuance worker process travels back to the parent by pickle.
+        return (Refused, (self.code, self.message, self.kind))

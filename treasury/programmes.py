@@ -181,6 +181,12 @@ def find_programme(
     return _programme(row) if row is not None else None
 
 
+def find_programme_by_code(connection: psycopg.Connection[Any], code: str) -> Programme | None:
+    """The programme officers call `code` (e.g. SM-2026-AST): how the CLI and the API name one."""
+    row = connection.execute(_SELECT + " WHERE code = %s", (code,)).fetchone()
+    return _programme(row) if row is not None else None
+
+
 def list_programmes(
     connection: psycopg.Connection[Any], after_code: str = "", limit: int = 100
 ) -> list[Programme]:

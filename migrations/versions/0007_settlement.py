@@ -3,14 +3,14 @@ redemptions, provider signatures, officers' approvals (four eyes, by a unique co
 take-backs after close, payouts with set-offs, payment orders and returned payments.
 
 Revision ID: 0007_settlement
-Revises: 0005_treasury_programmes
+Revises: 0006_treasury_operations
 Create Date: 2026-11-29
 """
 
 from alembic import op
 
 revision = "0007_settlement"
-down_revision = "0005_treasury_programmes"
+down_revision = "0006_treasury_operations"
 branch_labels = None
 depends_on = None
 
