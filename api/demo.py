@@ -163,5 +163,3 @@ def _credentials(unit_of_work: UnitOfWork) -> dict[str, str]:
         canteen,
     ).secret
     return made
-
-
