@@ -293,3 +293,32 @@ def test_after_any_sequence_of_operations_the_positions_reconcile(pool, ledger, 
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )  # fmt: skip
+
+
+def test_settled_and_paid_follow_the_acts_and_the_bank_returns(ledger, voucher_ledger, pool, database_url):
+    """Positions after a settlement round: what was redeemed is settled when its act is approved for
+    payment and paid when the payment order executes; a payment the bank returns is paid no more."""
+    from tests.settlement_world import build_settlement_world, day
+    from treasury.positions import programme_positions
+    from treasury.settlement import record_payment_return
+
+    world = build_settlement_world(ledger, voucher_ledger, pool, database_url)
+    served = day(world, 5)
+    world.redeem_on(served, 60_000)
+    world.redeem_on(served, 60_000)
+    world.close_through(served)
+    [act] = world.issue(served)
+    world.sign(act.number, world.providers[0])
+    world.approve(act.number)
+    payout = world.pay(act.number)
+    figures = world.run(lambda c: programme_positions(c, world.programme_id)).figures
+    assert (figures["redeemed"], figures["settled"], figures["paid"], figures["receivable"]) == (
+        120_000,
+        120_000,
+        120_000,
+        0,
+    )
+    order = payout.orders[-1].number
+    world.run(lambda c: record_payment_return(c, order, "the account is closed", "Officer B"))
+    positions = world.run(lambda c: programme_positions(c, world.programme_id))
+    assert positions.figures["paid"] == 0 and positions.reconciled
