@@ -21,7 +21,7 @@ from api.voucher_secrets import load_holder_salt, load_issuer_signer
 from ledger.audit.export import export_log
 from ledger.audit.verify import verify_export
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 CREDENTIALS_FILE = "credentials.txt"
 
 
@@ -35,7 +35,8 @@ def demo_command(
     a week of canteen meals, a pharmacy, a gas discount in digital tenge, the month settled into acts,
     invoices and payouts, the audit log verified offline — in a database of its own, then served."""
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    # The story makes thousands of requests: its log would bury what the demo has to say.
+    configure_logging(settings.log_format, "warning" if settings.log_level == "info" else settings.log_level)
     url = demo_database_url(resolve_database_url(settings), settings.demo_database, fresh)
     workdir = settings.data_dir / "demo"
     if fresh and workdir.exists():
