@@ -318,3 +318,18 @@ def test_a_late_retry_of_a_redemption_still_answers_exists(ledger, voucher_ledge
     assert world.redeem(request)[0].result is R.exists
     late = world.request(voucher, amount=10_000, requested_at_ms=almost_too_old)
     assert world.redeem(late)[0].result is R.request_time_invalid
+
+
+def test_the_close_lock_key_is_the_same_in_python_and_in_sql(owner_connection):
+    """Redemptions take a programme's close lock in SQL, a period close takes it from Python: one key."""
+    import uuid
+
+    from ledger.vouchers.registry import programme_lock_key
+
+    ids = [uuid.uuid4() for _ in range(50)] + [uuid.UUID(int=2**128 - 1), uuid.UUID(int=1)]
+    for programme_id in ids:
+        [(in_sql,)] = owner_connection.execute(
+            "SELECT (('x' || substr(replace(%s::text, '-', ''), 1, 16))::bit(64) >> 1)::bigint",
+            (programme_id,),
+        ).fetchall()
+        assert in_sql == programme_lock_key(programme_id)

@@ -26,16 +26,15 @@ from ledger.vouchers.receipts import RedemptionOutcome
 from ledger.vouchers.redemption_context import (
     RedemptionContext,
     StoredRedemption,
-    load_programmes,
     load_references,
-    lock_vouchers,
+    lock_and_load,
 )
 from ledger.vouchers.redemption_writes import Accepted, items_bytes, stored_items, write_redemptions
 from ledger.vouchers.reference import normalise_reference_code
 from ledger.vouchers.requests import MalformedRequest, RedemptionRequest
 from ledger.vouchers.results import REMEMBERED_REDEMPTION_FAILURES as REMEMBERED
 from ledger.vouchers.results import RedemptionResult
-from ledger.vouchers.signing import Purpose, verify_message
+from ledger.vouchers.signing import Purpose
 from ledger.vouchers.states import RedemptionPhase
 from ledger.vouchers.token_checks import TokenVerifier
 from ledger.vouchers.tokens import token_signature
@@ -99,14 +98,14 @@ def redeem(
         ],
         reserved_ids=[request.reserved_id for _, _, request in parsed if request.reserved_id is not None],
     )
-    _check_submissions(submissions, context, now, work)
+    _check_submissions(submissions, context, verifier, now, work)
     live = [(s, r, request) for s, r, request in parsed if work.outcomes[s][r] is None]
     work.requests = _check_requests(live, context, now, work)
     vouchers = _find_vouchers(work, context, verifier, now)
-    lock_vouchers(connection, context, vouchers.values(), [request.id for _, _, request in work.requests])
-    _recheck_idempotency(work, context)
     offline_days = sorted({_day(request, now) for _, _, request in work.requests if request.offline})
-    load_programmes(connection, context, offline_days)
+    request_ids = [request.id for _, _, request in work.requests]
+    lock_and_load(connection, context, vouchers.values(), request_ids, offline_days)
+    _recheck_idempotency(work, context)
     accepted = _judge_all(work, vouchers, context, now)
     refused = [
         (request, outcome.result)
@@ -124,17 +123,27 @@ def _settled(outcome: RedemptionOutcome | None) -> RedemptionOutcome:
 
 
 def _check_submissions(
-    submissions: Sequence[Submission], context: RedemptionContext, now: int, work: _Work
+    submissions: Sequence[Submission],
+    context: RedemptionContext,
+    verifier: TokenVerifier,
+    now: int,
+    work: _Work,
 ) -> None:
+    signed = verifier.check_messages(
+        [
+            (terminal.public_key, s.purpose, s.signed_body, s.signature)
+            if (terminal := context.terminals.get(s.terminal_id)) is not None
+            else (b"", s.purpose, b"", b"")
+            for s in submissions
+        ]
+    )
     for s_index, submission in enumerate(submissions):
         terminal = context.terminals.get(submission.terminal_id)
         if terminal is None:
             failure: R | None = R.terminal_not_found
         elif terminal.revoked_at is not None and terminal.revoked_at <= now:
             failure = R.terminal_revoked
-        elif not verify_message(
-            terminal.public_key, submission.purpose, submission.signed_body, submission.signature
-        ):
+        elif not signed[s_index]:
             failure = R.terminal_signature_invalid
         else:
             failure = None

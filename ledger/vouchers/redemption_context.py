@@ -11,6 +11,7 @@
 
 import bisect
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ import psycopg
 
 from ledger.vouchers.keys import IssuerKey, load_issuer_keys
 from ledger.vouchers.policy import Policy, parse_policy_bytes
-from ledger.vouchers.registry import lock_programmes_shared
 from ledger.wire import uuid_array
 
 
@@ -146,14 +146,22 @@ _ITEMS = """
 SELECT voucher_id, item_code, quantity_max, quantity_used FROM voucher_items
  WHERE voucher_id = ANY(%b::uuid[])
 """
-_PROGRAMMES = "SELECT id, closed_through FROM voucher_programmes WHERE id = ANY(%s)"
-_POLICIES = """
-SELECT programme_id, valid_from, body FROM voucher_policies WHERE programme_id = ANY(%s)
+# The programmes of the locked vouchers, found in SQL (one round trip for vouchers and programmes alike).
+_OF_VOUCHERS = "(SELECT DISTINCT programme_id FROM vouchers WHERE id = ANY(%b::uuid[]))"
+# `registry.programme_lock_key` in SQL: the top 63 bits of the id (tests check the two agree).
+_LOCK_PROGRAMMES_SHARED = f"""
+SELECT pg_advisory_xact_lock_shared(k)
+  FROM (SELECT (('x' || substr(replace(programme_id::text, '-', ''), 1, 16))::bit(64) >> 1)::bigint AS k
+          FROM {_OF_VOUCHERS} p ORDER BY 1) keys
+"""
+_PROGRAMMES = f"SELECT id, closed_through FROM voucher_programmes WHERE id IN {_OF_VOUCHERS}"
+_POLICIES = f"""
+SELECT programme_id, valid_from, body FROM voucher_policies WHERE programme_id IN {_OF_VOUCHERS}
  ORDER BY programme_id, valid_from, version
 """
-_ENROLMENTS = """
+_ENROLMENTS = f"""
 SELECT programme_id, provider_id, receivable_account_id, state FROM programme_providers
- WHERE programme_id = ANY(%s) AND provider_id = ANY(%s)
+ WHERE programme_id IN {_OF_VOUCHERS} AND provider_id = ANY(%s)
 """
 _OFFLINE_TOTALS = """
 SELECT terminal_id, programme_id, effective_date, sum(amount_tiyn)::bigint FROM redemptions
@@ -199,24 +207,36 @@ def load_references(
     return int(now[0])
 
 
-def lock_vouchers(
+def lock_and_load(
     connection: psycopg.Connection[Any],
     context: RedemptionContext,
     voucher_ids: Iterable[uuid.UUID],
     request_ids: list[uuid.UUID],
+    offline_days: list[dt.date],
 ) -> None:
-    """Round trip 2: the vouchers, locked in id order, then their balances and items, and the request ids
-    seen again: a racing retry of the same request may have committed while we waited for the lock."""
+    """Round trip 2: the vouchers, locked in id order; then their balances and items; the request ids seen
+    again (a racing retry of the same request may have committed while we waited for the lock); and their
+    programmes: close locks taken shared, closed periods, policies, enrolments, offline totals."""
     ids = sorted(set(voucher_ids))
     if not ids:
         return
     id_array, request_array = uuid_array(ids), uuid_array(request_ids)
+    providers = sorted({terminal.provider_id for terminal in context.terminals.values()})
     with connection.pipeline() as pipeline:
         connection.execute(_LOCK, (id_array,))
         rows = connection.execute(_VOUCHERS, (id_array,))
         items = connection.execute(_ITEMS, (id_array,))
         seen = connection.execute(_SEEN, (request_array,))
         refused = connection.execute(_REFUSED, (request_array,))
+        connection.execute(_LOCK_PROGRAMMES_SHARED, (id_array,))  # before the programmes' reads below
+        programmes = connection.execute(_PROGRAMMES, (id_array,))
+        policies = connection.execute(_POLICIES, (id_array,))
+        enrolments = connection.execute(_ENROLMENTS, (id_array, providers))
+        totals = (
+            connection.execute(_OFFLINE_TOTALS, (list(context.terminals), offline_days))
+            if offline_days
+            else None
+        )
         pipeline.sync()
         for row in rows.fetchall():
             context.vouchers[row[0]] = _working(row)
@@ -224,35 +244,20 @@ def lock_vouchers(
             context.vouchers[voucher_id].items[code] = [quantity_max, quantity_used]
         context.seen.update((row[0], StoredRedemption(*row)) for row in seen.fetchall())
         context.refused.update((row[0], (row[1], bytes(row[2]))) for row in refused.fetchall())
-
-
-def load_programmes(
-    connection: psycopg.Connection[Any], context: RedemptionContext, offline_days: list[dt.date]
-) -> None:
-    """Round trip 3: close locks (shared), closed periods, policies, enrolments, offline totals."""
-    programme_ids = sorted({voucher.programme_id for voucher in context.vouchers.values()})
-    providers = sorted({terminal.provider_id for terminal in context.terminals.values()})
-    if not programme_ids:
-        return
-    with connection.pipeline() as pipeline:
-        lock_programmes_shared(connection, programme_ids)  # sent first: the reads below come after it
-        programmes = connection.execute(_PROGRAMMES, (programme_ids,))
-        policies = connection.execute(_POLICIES, (programme_ids,))
-        enrolments = connection.execute(_ENROLMENTS, (programme_ids, providers))
-        totals = (
-            connection.execute(_OFFLINE_TOTALS, (list(context.terminals), offline_days))
-            if offline_days
-            else None
-        )
-        pipeline.sync()
         context.closed_through = dict(programmes.fetchall())
         for programme_id, valid_from, body in policies.fetchall():
             versions = context.policies.setdefault(programme_id, PolicyVersions())
             versions.valid_from.append(valid_from)
-            versions.policies.append(parse_policy_bytes(bytes(body)))
+            versions.policies.append(cached_policy(bytes(body)))
         context.enrolments = {(row[0], row[1]): (row[2], row[3]) for row in enrolments.fetchall()}
         if totals is not None:
             context.offline_totals = {(row[0], row[1], row[2]): row[3] for row in totals.fetchall()}
+
+
+@functools.lru_cache(maxsize=256)
+def cached_policy(body: bytes) -> Policy:
+    """Policies are immutable once recorded: a version's bytes parse to the same Policy every time."""
+    return parse_policy_bytes(body)
 
 
 def _working(row: tuple[Any, ...]) -> VoucherWorking:

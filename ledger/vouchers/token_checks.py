@@ -12,6 +12,7 @@ from typing import Final
 from ledger.vouchers.keys import IssuerKey
 from ledger.vouchers.paseto import TokenError
 from ledger.vouchers.results import RedemptionResult
+from ledger.vouchers.signing import Purpose, verify_message
 from ledger.vouchers.tokens import VoucherClaims, token_key_id, verify_token
 
 VERIFIED_TOKENS_MAX: Final = 100_000
@@ -42,6 +43,15 @@ class TokenVerifier:
             rest = self._check_all(tokens[half:], keys, moment[half:])
             return first.result() + rest
         return self._check_all(tokens, keys, moment)
+
+    def check_messages(self, messages: Sequence[tuple[bytes, Purpose, bytes, bytes]]) -> list[bool]:
+        """Purpose-tagged signatures (public key, purpose, body, signature): terminals' requests. Split over
+        the pool like tokens."""
+        if len(messages) >= PARALLEL_TOKENS_MIN:
+            half = len(messages) // 2
+            first = self._pool.submit(_verify_all, messages[:half])
+            return first.result() + _verify_all(messages[half:])
+        return _verify_all(messages)
 
     def _check_all(
         self, tokens: Sequence[str], keys: dict[str, IssuerKey], moments: Sequence[int]
@@ -74,3 +84,7 @@ class TokenVerifier:
             return R.issuer_key_unknown, None, key_id
         result = key.judge(claims.issued_at, moment)
         return result, (claims if result is R.ok else None), key_id
+
+
+def _verify_all(messages: Sequence[tuple[bytes, Purpose, bytes, bytes]]) -> list[bool]:
+    return [verify_message(key, purpose, body, signature) for key, purpose, body, signature in messages]
