@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
+from api.serving import GIL_SWITCH_INTERVAL_S
 from api.settings import Settings
 from ledger.accounts import Account, AccountType
 from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
@@ -156,7 +157,7 @@ def bench_single(vouchers: VoucherLedger, terminals: list, tokens: list[str]) ->
         singles.append(
             Submission(terminal[0], (request,), request.body, signature, Purpose.REDEMPTION_REQUEST)
         )
-    coalescer = RedemptionCoalescer(vouchers, writers=int(os.environ.get("AMIYAN_BENCH_WRITERS", "2")))
+    coalescer = RedemptionCoalescer(vouchers, writers=int(os.environ.get("AMIYAN_BENCH_WRITERS", "1")))
     failures: list[str] = []
 
     def client(n: int) -> None:
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=6_000, help="single redemptions (32 clients)")
     args = parser.parse_args()
     configure_logging("json", "warning")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the service runs (api/serving.py)
     settings = Settings()
     with scratch_database(resolve_database_url(settings), "amiyan_voucher_bench") as url:
         upgrade_database(url)

@@ -65,17 +65,26 @@ BEGIN
 END $$;
 """
 
-# 0003's rule, verbatim but for how a voucher debit is found (IN over the partial index, not a join).
+# 0003's rule, but planned the one way that stays cheap however stale the statistics are.
 NON_CASHABLE_NEW = r"""
-CREATE OR REPLACE FUNCTION vouchers_refuse_cashing() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A batch holds at most a few thousand rows and each one is looked up by primary key, so a probe of the
+-- index per row is always right. The planner does not always see that: with statistics that think the
+-- voucher tables tiny (not analysed since a bulk issuance), it hashed or rescanned every voucher for every
+-- batch (measured: 12-80 ms for 28 redemptions at 31,000 vouchers). LATERAL lookups cannot be turned into
+-- scans of a whole table, and the settings keep each lookup on its index.
+CREATE OR REPLACE FUNCTION vouchers_refuse_cashing() RETURNS trigger LANGUAGE plpgsql
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE
     bad record;
 BEGIN
     SELECT n.id, n.debit_account_id, n.credit_account_id INTO bad
       FROM new_transfers n
-      LEFT JOIN vouchers v ON v.id = n.debit_account_id
-     WHERE n.debit_account_id IN (SELECT d.id FROM accounts d WHERE d.code = 5)
-       AND (v.id IS NULL
+     CROSS JOIN LATERAL (SELECT 1 FROM accounts d WHERE d.id = n.debit_account_id AND d.code = 5 LIMIT 1) debit
+      LEFT JOIN LATERAL (
+            SELECT v.id, v.fund_account_id, v.programme_id FROM vouchers v WHERE v.id = n.debit_account_id LIMIT 1
+           ) v ON true
+     WHERE v.id IS NULL
         OR (n.credit_account_id <> v.fund_account_id AND NOT EXISTS (
               SELECT 1
                 FROM programme_providers pp
@@ -85,7 +94,7 @@ BEGIN
                      WHERE vp.programme_id = v.programme_id AND vp.valid_from <= n."timestamp"
                      ORDER BY vp.valid_from DESC, vp.version DESC LIMIT 1) pol
                WHERE pp.receivable_account_id = n.credit_account_id AND pp.programme_id = v.programme_id
-                 AND (p.category = ANY (pol.provider_categories) OR p.id = ANY (pol.named_providers)))))
+                 AND (p.category = ANY (pol.provider_categories) OR p.id = ANY (pol.named_providers))))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'transfer % would move voucher % to account %, which its policy does not allow',
