@@ -23,7 +23,12 @@ from ledger.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     pass
 
-app = typer.Typer(help="Amiyan: the Social Wallet's voucher ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Amiyan: the Social Wallet's voucher ledger.",
+    no_args_is_help=True,
+    # Docstrings are wrapped for the source; markdown joins their lines again for the terminal.
+    rich_markup_mode="markdown",
+)
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
 audit_app = typer.Typer(

@@ -122,7 +122,14 @@ class _RateColumn(ProgressColumn):
 
 @treasury_app.command("issue")
 def issue(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSON lines (see docs).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="CSV or JSON lines: iin, entitlement and optional units_max, items, region, key (README: Eligibility lists).",
+        ),
+    ],
     programme: Annotated[str, typer.Option(help="The programme's code, e.g. SM-2026-AST.")],
     officer: Officer,
     batch_rows: Annotated[
