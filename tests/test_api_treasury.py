@@ -30,7 +30,8 @@ from tests.test_api_treasury_support import (
 
 
 @pytest.fixture(scope="module")
-def client(database_url, tmp_path_factory) -> Iterator[TestClient]:
+def client(database_url, tmp_path_factory, voucher_ledger) -> Iterator[TestClient]:
+    """After `voucher_ledger`, which introduces the issuer key with its own windows first."""
     with running(voucher_api_settings(database_url, tmp_path_factory.mktemp("treasury"))) as test_client:
         yield test_client
 
@@ -63,7 +64,11 @@ def test_a_programme_is_created_as_a_draft_with_its_policy_and_read_back(api):
         key: value for key, value in body.items() if key not in ("policy", "customer")
     }
     assert programme["customer"] == body["customer"]
-    assert (programme["state"], programme["purpose"], programme["funded_tiyn"]) == ("draft", "school_meals", 0)
+    assert (programme["state"], programme["purpose"], programme["funded_tiyn"]) == (
+        "draft",
+        "school_meals",
+        0,
+    )
     assert programme["created_by"] == OFFICER
 
     read = api.get(programme_url(programme))
@@ -94,12 +99,16 @@ def test_a_bad_draft_is_refused_with_the_rule_it_broke_and_nothing_is_created(ap
     _problem(api.post("/v1/treasury/programmes", unknown_field), 422, "policy_invalid")
     digits = body["customer"]["bin"]
     customer = body["customer"] | {"bin": digits[:-1] + str((int(digits[-1]) + 1) % 10)}
-    _problem(api.post("/v1/treasury/programmes", body | {"customer": customer}), 422, "customer_bin_check_digit")
+    _problem(
+        api.post("/v1/treasury/programmes", body | {"customer": customer}), 422, "customer_bin_check_digit"
+    )
     listed = api.get("/v1/treasury/programmes?limit=500").json()["items"]
     assert body["code"] not in [programme["code"] for programme in listed]
 
     create_programme(api, code=body["code"])
-    _problem(api.post("/v1/treasury/programmes", programme_body(code=body["code"])), 409, "programme_code_taken")
+    _problem(
+        api.post("/v1/treasury/programmes", programme_body(code=body["code"])), 409, "programme_code_taken"
+    )
 
 
 def test_a_retry_with_the_same_key_is_the_same_programme(api):
@@ -125,7 +134,9 @@ def test_a_programme_opens_once_and_closes_for_good_returning_its_fund_to_the_bu
     again = api.post(programme_url(programme, "/close"))
     assert (again.status_code, again.json()["returned_tiyn"]) == (200, 0)
     _problem(api.post(programme_url(programme, "/open")), 409, "illegal_state_change")
-    _problem(api.post(programme_url(programme, "/funding-orders"), {"amount_tiyn": 1}), 409, "programme_closed")
+    _problem(
+        api.post(programme_url(programme, "/funding-orders"), {"amount_tiyn": 1}), 409, "programme_closed"
+    )
     positions = api.get(programme_url(programme, "/positions")).json()
     assert positions["figures"]["returned"] == 2_000_000 and positions["reconciled"]
 
@@ -142,7 +153,9 @@ def test_policy_versions_are_recorded_forward_only_and_the_same_document_is_the_
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
     assert api.post(policies, {"policy": meals_policy(), "valid_from": later}).json()["version"] == 3
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
-    _problem(api.post(policies, {"policy": meals_policy(), "valid_from": past}), 422, "valid_from_in_the_past")
+    _problem(
+        api.post(policies, {"policy": meals_policy(), "valid_from": past}), 422, "valid_from_in_the_past"
+    )
     _problem(api.post(policies, {"policy": {"purpose": "school_meals"}}), 422, "policy_invalid")
     versions = api.get(policies + "?limit=2").json()
     rest = api.get(versions["next"]).json()
@@ -167,7 +180,11 @@ def test_an_order_at_or_below_the_threshold_executes_at_once(api):
 def test_four_eyes_over_http_the_maker_cannot_approve_and_a_second_officer_can(api):
     programme = create_programme(api, approval_threshold_tiyn=1_000_000)
     order = api.post(programme_url(programme, "/funding-orders"), {"amount_tiyn": 3_000_000}).json()
-    assert (order["state"], order["needs_approval"], order["created_by"]) == ("awaiting_approval", True, OFFICER)
+    assert (order["state"], order["needs_approval"], order["created_by"]) == (
+        "awaiting_approval",
+        True,
+        OFFICER,
+    )
     assert _funded(api, programme) == 0
 
     _problem(api.post(f"/v1/treasury/funding-orders/{order['id']}/approve"), 403, "four_eyes")
@@ -187,7 +204,9 @@ def test_four_eyes_over_http_the_maker_cannot_approve_and_a_second_officer_can(a
 def test_a_waiting_order_is_rejected_with_a_reason_and_moves_nothing(api):
     programme = create_programme(api, approval_threshold_tiyn=0)
     order = api.post(programme_url(programme, "/funding-orders"), {"amount_tiyn": 500_000}).json()
-    _problem(api.post(f"/v1/treasury/funding-orders/{order['id']}/reject", {"reason": " "}), 422, "invalid_request")
+    _problem(
+        api.post(f"/v1/treasury/funding-orders/{order['id']}/reject", {"reason": " "}), 422, "invalid_request"
+    )
     rejected = api.post(f"/v1/treasury/funding-orders/{order['id']}/reject", {"reason": "бюджет заморожен"})
     assert (rejected.json()["state"], rejected.json()["rejection_reason"]) == ("rejected", "бюджет заморожен")
     assert rejected.json()["rejected_by"] == OFFICER and _funded(api, programme) == 0
@@ -205,7 +224,10 @@ def test_funding_never_passes_the_ceiling_over_http(api):
     # Two waiting orders each fit; together they would not: the second approval is refused.
     first = api.post(programme_url(programme, "/funding-orders"), {"amount_tiyn": 5_000_000}).json()
     second = api.post(programme_url(programme, "/funding-orders"), {"amount_tiyn": 5_000_000}).json()
-    assert api.post(f"/v1/treasury/funding-orders/{first['id']}/approve", key=api.second_officer).status_code == 200
+    assert (
+        api.post(f"/v1/treasury/funding-orders/{first['id']}/approve", key=api.second_officer).status_code
+        == 200
+    )
     late = api.post(f"/v1/treasury/funding-orders/{second['id']}/approve", key=api.second_officer)
     _problem(late, 409, "ceiling_exceeded")
     assert api.get(f"/v1/treasury/funding-orders/{second['id']}").json()["state"] == "awaiting_approval"
@@ -249,7 +271,9 @@ def test_a_national_programme_allocates_to_regions_and_takes_money_back(api):
     other = create_programme(api)
     _problem(api.post(programme_url(other, f"/sub-funds/{account}/allocations"),
                       {"direction": "allocate", "amount_tiyn": 1}), 404, "sub_fund_not_found")  # fmt: skip
-    _problem(api.post(programme_url(other, "/sub-funds"), {"region": "Алматы"}), 409, "programme_not_national")
+    _problem(
+        api.post(programme_url(other, "/sub-funds"), {"region": "Алматы"}), 409, "programme_not_national"
+    )
 
 
 # --- positions ----------------------------------------------------------------------------------------

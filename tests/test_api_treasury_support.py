@@ -34,7 +34,9 @@ class TreasuryApi:
 
     def post(self, url: str, body: Any = None, key: str | None = None, idempotency_key: str | None = None,
              **headers: str) -> Any:  # fmt: skip
-        headers = bearer(key or self.officer) | {"Idempotency-Key": idempotency_key or str(new_id())} | headers
+        headers = (
+            bearer(key or self.officer) | {"Idempotency-Key": idempotency_key or str(new_id())} | headers
+        )
         return self.client.post(url, json=body, headers=headers)
 
     def upload(self, programme_id: Any, content: str, media_type: str = "text/csv", name: str = "list.csv",
@@ -51,7 +53,7 @@ class TreasuryApi:
 
 
 def treasury_api(client: TestClient, unit_of_work: UnitOfWork) -> TreasuryApi:
-    others = {
+    others: dict[Role, str] = {
         role: issue(unit_of_work, role, new_id() if role is Role.provider else None).secret
         for role in Role
         if role is not Role.treasury_officer
