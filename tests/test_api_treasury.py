@@ -307,3 +307,13 @@ def test_only_officers_reach_the_programme_list(api):
     for role, key in api.role_keys.items():
         assert role is not Role.treasury_officer
         _problem(api.get("/v1/treasury/programmes", key=key), 403, "role_forbidden")
+
+
+def test_the_documented_example_of_a_programme_is_one_an_officer_can_send(api):
+    document = api.client.get("/openapi.json").json()
+    [example] = document["components"]["schemas"]["ProgrammeIn"]["examples"]
+    made = api.post("/v1/treasury/programmes", example | {"code": f"EX-{new_id().hex[:10].upper()}"})
+    assert made.status_code == 201, made.text
+    upload = document["paths"]["/v1/treasury/programmes/{programme_id}/issuance-jobs"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"text/csv", "application/x-ndjson"}
+    assert upload["x-amiyan-body-limit"] == "bulk_upload"

@@ -120,7 +120,7 @@ def read_provider(provider_id: ProviderId, request: Request, unit_of_work: UnitO
     responses=problem_examples(
         JSON_BODY,
         PROVIDER_NOT_FOUND,
-        refusal_examples(RefusalKind.INVALID, "profile_iban_check_digits", "profile_address_invalid"),
+        refusal_examples(RefusalKind.INVALID, "profile_iban_invalid", "profile_address_invalid"),
     ),
 )
 def record_profile(

@@ -20,8 +20,8 @@ AssetName = Literal["KZT", "DIGITAL_KZT"]
 ProgrammeStateName = Literal["draft", "open", "closed"]
 VatRate = Literal["exempt", "0", "12", "16"]
 CUSTOMER_EXAMPLE: Final[dict[str, Any]] = {
-    "name": "ГУ «Управление образования города Астаны»", "bin": "010340004521",
-    "address": "Астана, ул. Бейбітшілік, 11", "iban": "KZ45070FT00000000012",
+    "name": "ГУ «Управление образования города Астаны»", "bin": "010340045216",
+    "address": "Астана, ул. Бейбітшілік, 11", "iban": "KZ91070FT00000000012",
     "bank_name": "РГУ «Комитет казначейства Министерства финансов РК»", "bic": "KKMFKZ2A",
 }  # fmt: skip
 POLICY_EXAMPLE: Final[dict[str, Any]] = {

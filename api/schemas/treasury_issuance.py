@@ -94,7 +94,7 @@ class ProviderIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"bin": "180440012345", "name": "ТОО «Мектеп асханасы»", "category": "canteen"}]
+            "examples": [{"bin": "180440012349", "name": "ТОО «Мектеп асханасы»", "category": "canteen"}]
         },
     )
     bin: PlainText = Field(min_length=1, max_length=20, description="12 digits with its check digit")
@@ -149,7 +149,7 @@ class EnrolmentView(BaseModel):
 
 class ProviderView(BaseModel):
     model_config = examples(
-        {"id": PROVIDER, "bin": "180440012345", "name": "ТОО «Мектеп асханасы»", "category": "canteen",
+        {"id": PROVIDER, "bin": "180440012349", "name": "ТОО «Мектеп асханасы»", "category": "canteen",
          "registered_at": "2026-08-23T04:00:00.000001Z",
          "profile": PROFILE_EXAMPLE | {"provider_id": PROVIDER}, "programmes": [ENROLMENT_EXAMPLE]}
     )  # fmt: skip
