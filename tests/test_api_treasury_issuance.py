@@ -126,6 +126,9 @@ def test_uploading_the_same_list_again_finds_the_same_job_and_issues_nothing_twi
     again = api.upload(programme["id"], content)
     assert again.status_code == 200, again.text
     assert (again.json()["id"], again.json()["issued"]) == (first["id"], 6)
+    # The same bytes declared as JSON lines are still that CSV list: read as they were read the first time.
+    relabelled = api.upload(programme["id"], content, media_type="application/x-ndjson")
+    assert (relabelled.status_code, relabelled.json()["id"]) == (200, first["id"])
     # The same rows in another file (JSON lines) are another job: every voucher exists already.
     lines = "".join(json.dumps({"iin": iin, "entitlement": "uses:5"}) + "\n" for iin in iins)
     other = _issued(api, programme, lines, media_type="application/x-ndjson", name="pupils.jsonl")

@@ -153,6 +153,9 @@ def _keep_list(folder: FilePath, body: bytes, suffix: str) -> tuple[FilePath, by
     (path, digest, rows)."""
     digest = hashlib.sha256(body).digest()
     folder.mkdir(parents=True, exist_ok=True)
+    kept = sorted(folder.glob(f"{digest.hex()}.*"))
+    if kept:  # the same bytes came before: the same job, read as it was read then (CSV or JSON lines)
+        return kept[0], digest, _count_rows(kept[0])
     path = folder / f"{digest.hex()}{suffix}"
     # Written under a name of its own (two uploads of one file may race), with the suffix read_list needs.
     partial = folder / f".{digest.hex()}-{new_id().hex}{suffix}"
