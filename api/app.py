@@ -33,6 +33,11 @@ from api.routers import (
     redemptions,
     settlement,
     settlement_acts,
+    treasury,
+    treasury_funding,
+    treasury_issuance,
+    treasury_providers,
+    treasury_vouchers,
 )
 from api.settings import Settings
 from api.tokens import load_token_authority
@@ -102,4 +107,6 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.include_router(audience.router)
     app.include_router(settlement.router)
     app.include_router(settlement_acts.router)
+    for officers in (treasury, treasury_funding, treasury_issuance, treasury_providers, treasury_vouchers):
+        app.include_router(officers.router)
     return app
