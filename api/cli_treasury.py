@@ -127,7 +127,7 @@ def issue(
         typer.Argument(
             exists=True,
             dir_okay=False,
-            help="CSV or JSON lines: iin, entitlement and optional units_max, items, region, key (README: Eligibility lists).",
+            help="CSV or JSON lines: iin, entitlement; optional units_max, items, region, key (see README).",
         ),
     ],
     programme: Annotated[str, typer.Option(help="The programme's code, e.g. SM-2026-AST.")],

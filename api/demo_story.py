@@ -53,7 +53,7 @@ from ledger.vouchers.states import ProviderCategory, RedemptionPhase, Transition
 from ledger.vouchers.views import voucher_token
 from treasury.bulk_issuance import issue_list
 from treasury.funding import approve_funding_order, create_funding_order
-from treasury.programmes import ProgrammeDraft, ProgrammeState, create_programme, set_programme_state
+from treasury.programmes import ProgrammeDraft, create_programme, open_programme
 from treasury.settlement import (
     ProviderProfile,
     SettlementCycle,
@@ -140,7 +140,7 @@ def open_programmes(story: Story, policies: dict[str, Any]) -> None:
         )
         if order.transfer_id is None:  # above the threshold: waits for a second officer
             story.run(lambda c, o=order_id: approve_funding_order(c, o, OFFICER_CHECKER))
-        story.run(lambda c, d=draft: set_programme_state(c, d.id, ProgrammeState.OPEN))
+        story.run(lambda c, d=draft: open_programme(c, d.id, OFFICER_MAKER))
         story.run(lambda c, d=draft: _monthly_terms(c, d.id))
     story.facts.append("3 programmes funded: each order above its threshold, approved by a second officer")
 

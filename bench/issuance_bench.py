@@ -36,9 +36,8 @@ from treasury.funding import create_funding_order
 from treasury.programmes import (
     PayingAuthority,
     ProgrammeDraft,
-    ProgrammeState,
     create_programme,
-    set_programme_state,
+    open_programme,
 )
 
 AMOUNT_TIYN = 300_000
@@ -62,7 +61,7 @@ def write_list(path: Path, count: int) -> None:
                 handle.write(f"{iin},{AMOUNT_TIYN}\n")
 
 
-def open_programme(unit_of_work: UnitOfWork, count: int, consent: bool) -> ProgrammeDraft:
+def fund_and_open_programme(unit_of_work: UnitOfWork, count: int, consent: bool) -> ProgrammeDraft:
     ceiling = count * AMOUNT_TIYN
     draft = ProgrammeDraft(
         id=new_id(), code="BENCH-ISSUE", name="Issuance benchmark", kbk="251 027 015", region="national",
@@ -78,7 +77,7 @@ def open_programme(unit_of_work: UnitOfWork, count: int, consent: bool) -> Progr
         "consent_required": consent, "activation_required": False,
     })  # fmt: skip
     unit_of_work.run(lambda c: create_programme(c, draft, policy, OFFICER))
-    unit_of_work.run(lambda c: set_programme_state(c, draft.id, ProgrammeState.OPEN))
+    unit_of_work.run(lambda c: open_programme(c, draft.id, "Bench officer"))
     unit_of_work.run(lambda c: create_funding_order(c, new_id(), draft.id, ceiling, OFFICER))
     return draft
 
@@ -102,7 +101,7 @@ def main() -> None:
         year = 365 * 24 * 3600 * 10**9
         now = unit_of_work.run(reserve_timestamps)
         unit_of_work.run(lambda c: add_issuer_key(c, signer.public_key, now + year, now + 2 * year))
-        draft = open_programme(unit_of_work, arguments.vouchers, arguments.consent)
+        draft = fund_and_open_programme(unit_of_work, arguments.vouchers, arguments.consent)
         started = time.perf_counter()
         workers = issuance_workers(Settings(), url, arguments.processes)
         job = issue_list(

@@ -4,10 +4,18 @@ import pytest
 
 from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers.policy import parse_policy
+from tests.treasury_operations_world import run_with_events
 from tests.treasury_world import programme_draft
 from tests.voucher_world import policy_document
 from treasury.errors import Refused
-from treasury.programmes import ProgrammeState, create_programme, lock_open_programme, set_programme_state
+from treasury.programmes import (
+    ProgrammeState,
+    create_programme,
+    find_programme,
+    lock_open_programme,
+    open_programme,
+    set_programme_state,
+)
 
 
 def test_a_programme_goes_from_draft_to_open_to_closed_and_never_back(pool):
@@ -62,3 +70,33 @@ def test_a_bad_draft_is_refused_with_the_rule_it_broke(pool, field, value, code)
             )
         )
     assert refused.value.code == code
+
+
+def test_the_audit_log_names_who_created_and_who_opened_a_programme(pool):
+    unit_of_work = UnitOfWork(pool)
+    draft = programme_draft()
+    policy = parse_policy(policy_document())
+
+    _, created = run_with_events(unit_of_work, lambda c: create_programme(c, draft, policy, " officer.a "))
+    _, opened = run_with_events(unit_of_work, lambda c: open_programme(c, draft.id, "officer.b"))
+    _, again = run_with_events(unit_of_work, lambda c: open_programme(c, draft.id, "officer.b"))
+
+    [creation] = [event for event in created if event.kind == "programme_created"]
+    assert creation.fields["programme"] == str(draft.id) and creation.fields["code"] == draft.code
+    assert creation.fields["officer"] == "officer.a"  # as the approvals will compare it: trimmed
+    assert creation.fields["budget_ceiling_tiyn"] == draft.budget_ceiling_tiyn
+    assert creation.fields["customer_bin"] == draft.customer.bin
+    assert [(e.kind, e.fields) for e in opened] == [
+        ("programme_opened", {"programme": str(draft.id), "officer": "officer.b"})
+    ]
+    assert again == []  # opening an open programme changes nothing, so logs nothing
+
+
+def test_a_programme_is_not_opened_by_nobody(pool):
+    unit_of_work = UnitOfWork(pool)
+    draft = programme_draft()
+    unit_of_work.run(lambda c: create_programme(c, draft, parse_policy(policy_document()), "officer.a"))
+    with pytest.raises(Refused) as refused:
+        unit_of_work.run(lambda c: open_programme(c, draft.id, "  "))
+    assert refused.value.code == "officer_invalid"
+    assert unit_of_work.read(lambda c: find_programme(c, draft.id)).state is ProgrammeState.DRAFT

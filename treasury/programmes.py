@@ -16,6 +16,8 @@ from typing import Any, Final
 import psycopg
 
 from ledger.accounts import AccountType
+from ledger.audit.events import json_event
+from ledger.audit.inbox import append_events
 from ledger.identity import IdentityFormatError, validate_bin, validate_iban
 from ledger.ids import is_reserved_id
 from ledger.limits import AMOUNT_TIYN_MAX
@@ -24,6 +26,7 @@ from ledger.timestamps import reserve_timestamps
 from ledger.vouchers.policy import Policy
 from ledger.vouchers.registry import open_ledger_account, register_programme
 from treasury.errors import RefusalKind, Refused
+from treasury.officers import officer_name
 
 CODE_PATTERN: Final = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
 KBK_PATTERN: Final = re.compile(r"^[0-9]{3} [0-9]{3} [0-9]{3}$")
@@ -102,6 +105,7 @@ def create_programme(
 ) -> Programme:
     """Create a draft programme, its budget and fund accounts, and its policy's first version.
     Creating the same programme again returns it; the same id or code with other fields is refused."""
+    officer = officer_name(officer)
     _check_draft(draft)
     existing = find_programme(connection, draft.id)
     if existing is not None:
@@ -134,7 +138,36 @@ def create_programme(
             officer, timestamp,
         ),
     )  # fmt: skip
+    append_events(connection, [json_event("programme_created", _created_fields(draft, policy, officer))])
     return Programme(draft, policy.purpose, ProgrammeState.DRAFT, officer, timestamp)
+
+
+def _created_fields(draft: ProgrammeDraft, policy: Policy, officer: str) -> dict[str, str | int]:
+    """What the audit log keeps of a new programme: who created it, and everything an act or a payment
+    order will later print of it."""
+    return {
+        "programme": str(draft.id), "code": draft.code, "name": draft.name, "purpose": policy.purpose,
+        "kbk": draft.kbk, "region": draft.region, "period_start": draft.period_start.isoformat(),
+        "period_end": draft.period_end.isoformat(), "asset": int(draft.asset),
+        "budget_ceiling_tiyn": draft.budget_ceiling_tiyn,
+        "approval_threshold_tiyn": draft.approval_threshold_tiyn,
+        "vat_rate": draft.vat_rate, "budget_account": str(draft.budget_account_id),
+        "fund_account": str(draft.fund_account_id), "customer_bin": draft.customer.bin,
+        "customer_iban": draft.customer.iban, "officer": officer,
+    }  # fmt: skip
+
+
+def open_programme(connection: psycopg.Connection[Any], programme_id: uuid.UUID, officer: str) -> Programme:
+    """Open a draft programme for issuing; the audit log names the officer. Opening an open programme
+    changes nothing (and logs nothing); a closed one never opens again."""
+    who = officer_name(officer)
+    before = find_programme(connection, programme_id)
+    programme = set_programme_state(connection, programme_id, ProgrammeState.OPEN)
+    if before is not None and before.state is ProgrammeState.DRAFT:
+        append_events(
+            connection, [json_event("programme_opened", {"programme": str(programme_id), "officer": who})]
+        )
+    return programme
 
 
 def set_programme_state(

@@ -60,7 +60,7 @@ from treasury.programmes import (
     ProgrammeState,
     create_programme,
     list_programmes,
-    set_programme_state,
+    open_programme,
 )
 
 router = APIRouter(
@@ -177,14 +177,14 @@ def read_one(programme_id: ProgrammeId, request: Request, unit_of_work: UnitOfWo
         IDEMPOTENT_POST, PROGRAMME_NOT_FOUND, refusal_examples(RefusalKind.CONFLICT, "illegal_state_change")
     ),
 )
-def open_programme(
-    programme_id: ProgrammeId, idempotency: Idempotent, unit_of_work: UnitOfWorkDep
+def open_draft(
+    programme_id: ProgrammeId, officer: TreasuryOfficer, idempotency: Idempotent, unit_of_work: UnitOfWorkDep
 ) -> Response:
-    """From now on vouchers may be issued from it. Opening an open programme changes nothing; a closed
-    one never opens again (409 `illegal_state_change`)."""
+    """From now on vouchers may be issued from it; the audit log names the officer. Opening an open
+    programme changes nothing; a closed one never opens again (409 `illegal_state_change`)."""
 
     def work(connection: psycopg.Connection[Any]) -> Response:
-        programme = set_programme_state(connection, programme_id, ProgrammeState.OPEN)
+        programme = open_programme(connection, programme_id, officer.name)
         return idempotency.record(connection, 200, programme_view(connection, programme))
 
     return unit_of_work.run(work)
