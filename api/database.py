@@ -54,7 +54,12 @@ def ensure_database(admin_url: str, database: str) -> None:
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
+    # The migrations are found through their package, not alembic.ini: an installed copy (a wheel, the
+    # container image) has no alembic.ini beside it. The file is only for running `alembic` in a checkout.
+    import migrations
+
+    config = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
     config.attributes["database_url"] = database_url
     return config
 

@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool
 
+import api.database
 from api.database import downgrade_database, scratch_database, upgrade_database
 from ledger.schema import metadata
 from ledger.vouchers.schema import VOUCHER_TABLES
@@ -46,6 +47,13 @@ def test_upgrade_downgrade_upgrade_on_an_empty_database(empty_database):
     assert _tables(empty_database) >= LEDGER_TABLES
     downgrade_database(empty_database, "base")
     assert _tables(empty_database) == set()
+    upgrade_database(empty_database)
+    assert _tables(empty_database) >= LEDGER_TABLES
+
+
+def test_an_installed_copy_without_alembic_ini_still_migrates(empty_database, monkeypatch, tmp_path):
+    # A wheel or the container image has the migrations package but no alembic.ini beside it.
+    monkeypatch.setattr(api.database, "ALEMBIC_INI", tmp_path / "alembic.ini")
     upgrade_database(empty_database)
     assert _tables(empty_database) >= LEDGER_TABLES
 
