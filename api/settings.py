@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     pool_size_max: int = 8
     host: str = "127.0.0.1"
     port: int = 8000
+    # Server processes (`amiyan serve --workers`); see api/serving.py for what each one has of its own.
+    server_workers: int = Field(default=1, ge=1, le=32)
     # The audit log's origin line (C2SP checkpoint) and its Ed25519 signer key (C2SP "PRIVATE+KEY+..."
     # string). Unset key: one is generated once into data_dir/log-signer.key (mode 0600).
     log_origin: str = "amiyan.kz/social-wallet/audit"

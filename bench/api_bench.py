@@ -75,7 +75,7 @@ def _serve(url: str, port: int, data_dir: str, workers: int) -> subprocess.Popen
     env = dict(os.environ, AMIYAN_DATABASE_URL=url, AMIYAN_DATA_DIR=data_dir, AMIYAN_LOG_LEVEL="warning",
                AMIYAN_RATE_LIMIT_REQUESTS_PER_S="1000000", AMIYAN_RATE_LIMIT_BURST="1000000",
                AMIYAN_POOL_SIZE_MAX="16", AMIYAN_LOG_FORMAT="json")  # fmt: skip
-    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)]
     server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_S_MAX
     while time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redemptions", type=int, default=12_000)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1, help="(reserved) server processes")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (amiyan serve --workers)")
     args = parser.parse_args()
     configure_logging("json", "warning")
     settings = Settings()
