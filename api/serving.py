@@ -8,6 +8,7 @@ worker has its own connection pool (`pool_size_max` each), redemption writer(s),
 terminals, and rate limits: a credential may make `rate_limit_requests_per_s` in each worker.
 """
 
+import gc
 import json
 import os
 import sys
@@ -22,6 +23,9 @@ from api.settings import Settings
 # Many threads wait on the database and hand work to one writer: switching the GIL every millisecond
 # instead of every 5 lets the writer back in sooner (measured: about 10 % more coalesced redemptions).
 GIL_SWITCH_INTERVAL_S = 0.001
+# The garbage collector's generation thresholds in a server process (Python's default: 700, 10, 10). See
+# `_quiet_garbage_collector`.
+GC_THRESHOLDS: Final = (20_000, 20, 10)
 # The environment variable through which the parent hands its settings and database URL to its workers.
 WORKER_HANDOVER_ENV: Final = "AMIYAN_SERVE_HANDOVER"
 
@@ -69,7 +73,9 @@ def serve_database(
     host, port = host or settings.host, port or settings.port
     try:
         if workers == 1:
-            uvicorn.run(create_app(settings, url), host=host, port=port, log_config=None)
+            app = create_app(settings, url)
+            _quiet_garbage_collector()
+            uvicorn.run(app, host=host, port=port, log_config=None)
         else:
             handover = {"settings": settings.model_dump(mode="json"), "url": url}
             os.environ[WORKER_HANDOVER_ENV] = json.dumps(handover)  # the spawned workers inherit it
@@ -92,7 +98,21 @@ def worker_app() -> "FastAPI":
     handover = json.loads(os.environ[WORKER_HANDOVER_ENV])
     settings = Settings(**handover["settings"])
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings, handover["url"])
+    app = create_app(settings, handover["url"])
+    _quiet_garbage_collector()
+    return app
+
+
+def _quiet_garbage_collector() -> None:
+    """Keep full garbage collections off the request path. Measured under api_bench: every 1.3 s a full
+    collection (finding nothing) walked the ~200,000 objects the imports made, for 100-150 ms with every
+    request waiting: the p99. Requests in flight outlive the young collections, so each promotion brings
+    the next full one nearer. What start-up made is frozen (never walked again: it is not garbage), and the
+    young generation is collected after 20,000 allocations instead of 700, so fewer requests are caught
+    alive in it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _prepare_for_workers(settings: Settings, pool: ConnectionPool[Any]) -> None:
