@@ -102,10 +102,12 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             BodyLimit.bulk_upload: settings.bulk_upload_bytes_max,
         },
     )
+    # Routes are matched in order, one by one: the hot route (terminals redeeming) is tried first.
+    app.include_router(redemptions.router)
     app.include_router(operations.router)
     app.include_router(oauth.router)
     app.include_router(ledger_reads.router)
-    for audience in (providers, redemptions, provider_settlement, mobile, audit, keys):
+    for audience in (providers, provider_settlement, mobile, audit, keys):
         app.include_router(audience.router)
     app.include_router(settlement.router)
     app.include_router(settlement_acts.router)
