@@ -1,11 +1,11 @@
 """The composition root of the HTTP service: settings in, app out. Nothing is built at import time.
 
 What the app holds (`app.state`), each built here once: the settings, the Prometheus metrics, the rate
-limits, the token authority, the issuer signer and the holder salt (`api.voucher_secrets`), and — while it
-runs (lifespan) — the connection pool, the unit of work, the ledger and the `VoucherLedger` (whose issuer
-key joins the key set at start-up). Every request passes the edge middleware (`api.edge`); every route
-but `/healthz`, `/readyz`, `/metrics`, `/oauth/token` and `/v1/keys/issuers` needs a credential
-(`api.auth`).
+limits, the API keys verified a moment ago, the token authority, the issuer signer and the holder salt
+(`api.voucher_secrets`), and — while it runs (lifespan) — the connection pool, the unit of work, the
+ledger and the `VoucherLedger` (whose issuer key joins the key set at start-up). Every request passes the
+edge middleware (`api.edge`); every route but `/healthz`, `/readyz`, `/metrics`, `/oauth/token` and
+`/v1/keys/issuers` needs a credential (`api.auth`).
 """
 
 from collections.abc import AsyncIterator
@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from api.auth import VerifiedKeys
 from api.database import create_pool
 from api.edge import BodyLimit, Edge, check_media_type
 from api.idempotency import install_idempotency
@@ -82,6 +83,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.rate_limits = TokenBuckets(settings.rate_limit_requests_per_s, settings.rate_limit_burst)
+    app.state.verified_keys = VerifiedKeys(settings.api_key_remember_s)
     app.state.token_authority = load_token_authority(settings)
     app.state.holder_salt = load_holder_salt(settings)
     metrics.sample_on_scrape(
@@ -100,10 +102,12 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             BodyLimit.bulk_upload: settings.bulk_upload_bytes_max,
         },
     )
+    # Routes are matched in order, one by one: the hot route (terminals redeeming) is tried first.
+    app.include_router(redemptions.router)
     app.include_router(operations.router)
     app.include_router(oauth.router)
     app.include_router(ledger_reads.router)
-    for audience in (providers, redemptions, provider_settlement, mobile, audit, keys):
+    for audience in (providers, provider_settlement, mobile, audit, keys):
         app.include_router(audience.router)
     app.include_router(settlement.router)
     app.include_router(settlement_acts.router)

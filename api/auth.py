@@ -6,7 +6,8 @@ A route reads as its signature::
 
 * `CurrentPrincipal`: any valid credential (an API key or an OAuth2 access token, both as
   ``Authorization: Bearer …``), after its rate limit is charged. Missing, malformed, unknown, expired or
-  revoked → 401 problem with ``WWW-Authenticate: Bearer``.
+  revoked → 401 problem with ``WWW-Authenticate: Bearer``. An API key verified in the database is
+  remembered for `api_key_remember_s` (`VerifiedKeys`), so a revocation takes effect within that time.
 * `require_role(...)` / the aliases `TreasuryOfficer`, `ProviderPrincipal`, `Auditor`, `MobileBackend`,
   `Operator`: the role must be one of those named, else 403. No role implies another.
 * Provider isolation: a provider never learns that another provider's thing exists. `OwnProviderId` (a
@@ -15,7 +16,10 @@ A route reads as its signature::
 """
 
 import datetime as dt
+import hashlib
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Final
 
@@ -23,6 +27,7 @@ from fastapi import Depends, Request, Security, params
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from api.credentials import (
     API_KEY_PREFIX,
@@ -48,10 +53,12 @@ __all__ = [
     "ProviderPrincipal",
     "Role",
     "TreasuryOfficer",
+    "VerifiedKeys",
     "ensure_provider_visible",
     "require_role",
 ]
 REALM: Final = "amiyan"
+API_KEYS_REMEMBERED_MAX: Final = 10_000
 # Compared against when no credential has the presented public id, so that case costs the same.
 _ABSENT_SHA256: Final = bytes(32)
 
@@ -82,6 +89,58 @@ class Principal:
         return self.name if self.role is Role.treasury_officer else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: dt.datetime | None  # the credential's own expiry
+    forget_at_s: float  # time.monotonic() after which the database is asked again
+
+
+class VerifiedKeys:
+    """API keys verified in the database a moment ago, remembered for `remember_s` seconds so that a
+    terminal's every request does not look its key up again (the lookup and its hop to a worker thread
+    cost more than the rest of authentication).
+
+    The trade-off: a key revoked in the database keeps working in this process for up to `remember_s`
+    (each server process remembers on its own). Only a key that was found, matched and usable is
+    remembered; an unknown, wrong, revoked or expired key is looked up every time. A remembered key whose
+    credential has expired meanwhile is looked up again (and refused). Entries are keyed by the SHA-256 of
+    the presented key, never the key itself; at most `remembered_max`, the oldest forgotten first.
+    `remember_s` 0 remembers nothing. Used from the event loop only, so it needs no lock."""
+
+    def __init__(
+        self,
+        remember_s: float,
+        remembered_max: int = API_KEYS_REMEMBERED_MAX,
+        monotonic_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        assert remember_s >= 0 and remembered_max >= 1
+        self.remember_s = remember_s
+        self.remembered_max = remembered_max
+        self.monotonic_s = monotonic_s
+        self._verified: dict[bytes, _Verified] = {}
+
+    def principal(self, key_sha256: bytes, now: dt.datetime) -> Principal | None:
+        """The principal of a key verified less than `remember_s` ago and not expired since, else None."""
+        verified = self._verified.get(key_sha256)
+        if verified is None:
+            return None
+        if self.monotonic_s() >= verified.forget_at_s or (
+            verified.expires_at is not None and verified.expires_at <= now
+        ):
+            del self._verified[key_sha256]
+            return None
+        return verified.principal
+
+    def remember(self, key_sha256: bytes, principal: Principal, expires_at: dt.datetime | None) -> None:
+        if self.remember_s == 0:
+            return
+        self._verified.pop(key_sha256, None)  # re-inserted last: the dict's order is the age order
+        while len(self._verified) >= self.remembered_max:
+            del self._verified[next(iter(self._verified))]
+        self._verified[key_sha256] = _Verified(principal, expires_at, self.monotonic_s() + self.remember_s)
+
+
 def _unauthenticated(code: str, title: str, token_presented: bool = True) -> Problem:
     challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if token_presented else "")
     return Problem(401, code, title, headers={"WWW-Authenticate": challenge})
@@ -100,8 +159,8 @@ async def authenticate(
     if scheme.lower() != "bearer" or not presented:
         raise _unauthenticated("credential_invalid", "Send the credential as 'Authorization: Bearer …'")
     now = dt.datetime.now(dt.UTC)
-    if presented.startswith(API_KEY_PREFIX):  # a database lookup: in a worker thread
-        principal = await run_in_threadpool(_from_api_key, request.app.state.unit_of_work, presented, now)
+    if presented.startswith(API_KEY_PREFIX):
+        principal = await _from_api_key_remembered(request.app.state, presented, now)
     else:  # a signature check, cheaper than the hop to a thread
         principal = _from_access_token(request.app.state.token_authority, presented)
     _charge_rate_limit(request.app.state.rate_limits, principal)
@@ -109,7 +168,22 @@ async def authenticate(
     return principal
 
 
-def _from_api_key(unit_of_work: UnitOfWork, presented: str, now: dt.datetime) -> Principal:
+async def _from_api_key_remembered(state: State, presented: str, now: dt.datetime) -> Principal:
+    verified_keys: VerifiedKeys = state.verified_keys
+    key_sha256 = hashlib.sha256(presented.encode("utf-8")).digest()
+    remembered = verified_keys.principal(key_sha256, now)
+    if remembered is not None:
+        return remembered
+    # A database lookup: in a worker thread.
+    principal, expires_at = await run_in_threadpool(_from_api_key, state.unit_of_work, presented, now)
+    verified_keys.remember(key_sha256, principal, expires_at)
+    return principal
+
+
+def _from_api_key(
+    unit_of_work: UnitOfWork, presented: str, now: dt.datetime
+) -> tuple[Principal, dt.datetime | None]:
+    """The principal of a usable key and when its credential expires; else a 401 problem."""
     parsed = parse_api_key(presented)
     if parsed is None:
         raise _unauthenticated("credential_invalid", "The API key is not valid")
@@ -119,7 +193,8 @@ def _from_api_key(unit_of_work: UnitOfWork, presented: str, now: dt.datetime) ->
     if not secret_matches(key, stored) or credential is None:
         raise _unauthenticated("credential_invalid", "The API key is not valid")
     _refuse_unusable(credential, now)
-    return Principal(credential.id, credential.role, credential.name, credential.provider_id)
+    principal = Principal(credential.id, credential.role, credential.name, credential.provider_id)
+    return principal, credential.expires_at
 
 
 def _refuse_unusable(credential: Credential, now: dt.datetime) -> None:

@@ -61,11 +61,14 @@ def _ledger(settings: Settings, url: str) -> tuple[Ledger, ConnectionPool[Any]]:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=32, help="Server processes (default 1: AMIYAN_SERVER_WORKERS).")
+    ] = None,
 ) -> None:
     """Start the HTTP API and the audit integrator (migrations apply first; embedded PostgreSQL unless
     AMIYAN_DATABASE_URL is set). `amiyan demo` serves a database with a month of business in it."""
     settings = Settings()
-    serve_database(settings, _prepare(settings), host, port)
+    serve_database(settings, _prepare(settings), host, port, workers)
 
 
 @db_app.command("upgrade")

@@ -11,11 +11,13 @@ What is an envelope error (422 problem, nothing redeemed) and what is a request'
   `request_malformed`, and a wrong signature is `terminal_signature_invalid` for every request.
 """
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
 import psycopg
+from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from api.schemas.common import unb64
@@ -105,6 +107,10 @@ class TerminalOwners:
         self.remembered_max = remembered_max
         self._owners: dict[uuid.UUID, uuid.UUID] = {}
 
+    def remembered(self, terminal_id: uuid.UUID) -> uuid.UUID | None:
+        """The owner if it is remembered (no database read), else None."""
+        return self._owners.get(terminal_id)
+
     def owner(self, terminal_id: uuid.UUID) -> uuid.UUID | None:
         known = self._owners.get(terminal_id)
         if known is not None:
@@ -115,13 +121,18 @@ class TerminalOwners:
         return owner
 
 
-def redeem_coalesced(
+async def redeem_coalesced(
     owners: TerminalOwners, coalescer: RedemptionCoalescer, provider_id: uuid.UUID, submission: Submission
 ) -> tuple[list[RedemptionOutcome], Receipt]:
-    """A single request, redeemed in a transaction it shares with other terminals' requests."""
-    if owners.owner(submission.terminal_id) != provider_id:
+    """A single request, redeemed in a transaction it shares with other terminals' requests. The event
+    loop awaits the answer without holding a worker thread; only a terminal whose owner is not yet
+    remembered costs one (the database read)."""
+    owner = owners.remembered(submission.terminal_id)
+    if owner is None:
+        owner = await run_in_threadpool(owners.owner, submission.terminal_id)
+    if owner != provider_id:
         raise Problem(404, "terminal_not_found", "No such terminal", str(submission.terminal_id))
-    return coalescer.redeem(submission)
+    return await asyncio.wrap_future(coalescer.submit(submission))
 
 
 def terminal_owner(connection: psycopg.Connection[Any], terminal_id: uuid.UUID) -> uuid.UUID | None:

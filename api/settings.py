@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     pool_size_max: int = 8
     host: str = "127.0.0.1"
     port: int = 8000
+    # Server processes (`amiyan serve --workers`); see api/serving.py for what each one has of its own.
+    server_workers: int = Field(default=1, ge=1, le=32)
     # The audit log's origin line (C2SP checkpoint) and its Ed25519 signer key (C2SP "PRIVATE+KEY+..."
     # string). Unset key: one is generated once into data_dir/log-signer.key (mode 0600).
     log_origin: str = "amiyan.kz/social-wallet/audit"
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     # Per credential, in this process: a bucket of `rate_limit_burst` requests refilled at this rate.
     rate_limit_requests_per_s: float = Field(default=100.0, gt=0)
     rate_limit_burst: int = Field(default=200, ge=1)
+    # An API key verified in the database is remembered this long (per process): a revoked key keeps
+    # working for at most this long. 0: every request looks its key up.
+    api_key_remember_s: float = Field(default=2.0, ge=0, le=60)
     # OAuth2 access tokens (JWT, EdDSA). The key is a base64url Ed25519 seed (32 bytes); unset: generated
     # once into data_dir/token-signer.key. Every instance behind one load balancer needs the same key.
     token_signing_key: str | None = None

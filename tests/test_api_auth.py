@@ -4,6 +4,7 @@ anything about another provider's data."""
 import datetime as dt
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api.auth import Principal, VerifiedKeys
 from api.cli import app as cli
 from api.credentials import CredentialError, CredentialKind, Role, create_credential
 from ledger.accounts import Account
@@ -20,6 +22,8 @@ from ledger.money import Asset
 from ledger.unit_of_work import UnitOfWork
 from tests.test_api_support import Terminal, api_settings, bearer, issue, provider_routes, running
 
+# Short, so that a revocation shows within a test; the default is seconds.
+API_KEY_REMEMBER_S = 0.3
 PROVIDER_A, PROVIDER_B, NEVER_REGISTERED = new_id(), new_id(), new_id()
 TERMINAL_OF_A, TERMINAL_OF_B = new_id(), new_id()
 TERMINALS = {
@@ -35,7 +39,9 @@ def unit_of_work(pool) -> UnitOfWork:
 
 @pytest.fixture(scope="module")
 def client(database_url, tmp_path_factory) -> Iterator[TestClient]:
-    settings = api_settings(database_url, tmp_path_factory.mktemp("auth"))
+    settings = api_settings(
+        database_url, tmp_path_factory.mktemp("auth"), api_key_remember_s=API_KEY_REMEMBER_S
+    )
     with running(settings, provider_routes(TERMINALS)) as test_client:
         yield test_client
 
@@ -85,6 +91,7 @@ def test_a_missing_or_invalid_credential_is_a_401_problem(client, account_id, pr
 
 def test_the_right_public_id_with_a_wrong_secret_is_refused(client, unit_of_work, account_id):
     key = issue(unit_of_work, Role.operator).secret
+    assert client.get(_account_url(account_id), headers=bearer(key)).status_code == 200  # remembered
     tampered = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     answer = client.get(_account_url(account_id), headers=bearer(tampered))
     assert answer.status_code == 401 and answer.json()["code"] == "credential_invalid"
@@ -93,16 +100,20 @@ def test_the_right_public_id_with_a_wrong_secret_is_refused(client, unit_of_work
 def test_an_expired_credential_is_refused(client, unit_of_work, account_id):
     two_hours_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     key = issue(unit_of_work, Role.operator, created_at=two_hours_ago, valid_for=dt.timedelta(hours=1)).secret
-    answer = client.get(_account_url(account_id), headers=bearer(key))
-    assert answer.status_code == 401 and answer.json()["code"] == "credential_expired"
+    for _ in range(2):  # and it is not remembered as valid
+        answer = client.get(_account_url(account_id), headers=bearer(key))
+        assert answer.status_code == 401 and answer.json()["code"] == "credential_expired"
 
 
-def test_a_revoked_credential_is_refused_at_once(client, unit_of_work, account_id):
+def test_a_revoked_credential_is_refused_once_its_key_is_no_longer_remembered(
+    client, unit_of_work, account_id
+):
     from api.credentials import revoke_credential
 
     issued = issue(unit_of_work, Role.auditor)
     assert client.get(_account_url(account_id), headers=bearer(issued.secret)).status_code == 200
     assert revoke_credential(unit_of_work, issued.credential.id, dt.datetime.now(dt.UTC))
+    time.sleep(API_KEY_REMEMBER_S)
     answer = client.get(_account_url(account_id), headers=bearer(issued.secret))
     assert answer.status_code == 401 and answer.json()["code"] == "credential_revoked"
     assert not revoke_credential(unit_of_work, issued.credential.id, dt.datetime.now(dt.UTC))
@@ -197,6 +208,57 @@ def test_the_cli_creates_lists_and_revokes(client, database_url, tmp_path, monke
     listed = runner.invoke(cli, ["credentials", "list"])
     assert listed.exit_code == 0 and credential_id in listed.output and key not in listed.output
     assert runner.invoke(cli, ["credentials", "revoke", credential_id]).exit_code == 0
+    time.sleep(API_KEY_REMEMBER_S)
     assert client.get(_account_url(account_id), headers=bearer(key)).status_code == 401
     unbound = runner.invoke(cli, ["credentials", "create", "--role", "provider", "--name", "Pharmacy 12"])
     assert unbound.exit_code == 2 and "provider id" in unbound.output
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def _principal() -> Principal:
+    return Principal(new_id(), Role.provider, "till 1", PROVIDER_A)
+
+
+def test_a_verified_key_is_remembered_for_its_time_and_no_longer():
+    clock, now = _Clock(), dt.datetime.now(dt.UTC)
+    keys = VerifiedKeys(remember_s=2.0, monotonic_s=clock)
+    principal, key, other_key = _principal(), hashlib.sha256(b"key").digest(), hashlib.sha256(b"x").digest()
+    keys.remember(key, principal, expires_at=None)
+    clock.now_s += 1.9
+    assert keys.principal(key, now) is principal
+    assert keys.principal(other_key, now) is None
+    clock.now_s += 0.1
+    assert keys.principal(key, now) is None
+
+
+def test_a_remembered_key_whose_credential_expired_since_is_asked_for_again():
+    now = dt.datetime.now(dt.UTC)
+    keys = VerifiedKeys(remember_s=60.0, monotonic_s=_Clock())
+    key = hashlib.sha256(b"key").digest()
+    keys.remember(key, _principal(), expires_at=now + dt.timedelta(seconds=1))
+    assert keys.principal(key, now) is not None
+    assert keys.principal(key, now + dt.timedelta(seconds=1)) is None
+
+
+def test_remembered_keys_are_bounded_the_oldest_forgotten_first():
+    now = dt.datetime.now(dt.UTC)
+    keys = VerifiedKeys(remember_s=60.0, remembered_max=2, monotonic_s=_Clock())
+    first, second, third = (hashlib.sha256(bytes([n])).digest() for n in range(3))
+    for key in (first, second, third):
+        keys.remember(key, _principal(), expires_at=None)
+    assert keys.principal(first, now) is None
+    assert keys.principal(second, now) is not None and keys.principal(third, now) is not None
+
+
+def test_remembering_for_zero_seconds_remembers_nothing():
+    keys = VerifiedKeys(remember_s=0.0)
+    key = hashlib.sha256(b"key").digest()
+    keys.remember(key, _principal(), expires_at=None)
+    assert keys.principal(key, dt.datetime.now(dt.UTC)) is None

@@ -330,6 +330,26 @@ def test_redemptions_are_counted_by_result_in_metrics(client, keys, world):
     assert 'amiyan_redemptions_total{result="ok"}' in client.get("/metrics").text
 
 
+def test_another_providers_terminal_cannot_redeem_under_ones_path_whether_its_owner_is_remembered_or_not(
+    client, keys, world
+):
+    stranger = world.add_provider()  # never seen by this server: its owner is read from the database
+    stranger_key = role_keys(UnitOfWork(client.app.state.pool), stranger.provider_id)[Role.provider]
+    requests = [world.request(world.issue(), MEAL, terminal=stranger) for _ in range(3)]
+    assert client.app.state.terminal_owners.remembered(stranger.id) is None
+    refused = _redeem(
+        client, keys[Role.provider], world.terminal, single_envelope(requests[0], stranger.secret_key)
+    )
+    assert (refused.status_code, refused.json()["code"]) == (404, "terminal_not_found")
+    own = _redeem(client, stranger_key, stranger, single_envelope(requests[1], stranger.secret_key))
+    assert own.status_code == 200 and own.json()["results"][0]["result"] == "ok"
+    assert client.app.state.terminal_owners.remembered(stranger.id) == stranger.provider_id
+    again = _redeem(
+        client, keys[Role.provider], world.terminal, single_envelope(requests[2], stranger.secret_key)
+    )
+    assert (again.status_code, again.json()) == (404, refused.json())
+
+
 # --- the public key set --------------------------------------------------------------------------------
 
 

@@ -1,7 +1,15 @@
 """The CLI and the HTTP service, end to end: what a newcomer and an auditor run."""
 
+import gc
+import http.client
+import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -114,3 +122,67 @@ def test_the_http_service_reads_accounts_and_answers_problems(environment, own_d
         assert missing.json()["code"] == "account_not_found"
         invalid = client.get("/v1/ledger/accounts/not-an-id")
         assert invalid.status_code == 422 and invalid.json()["code"] == "invalid_request"
+
+
+def _workers(pid: int) -> int:
+    """Child processes of `pid` that multiprocessing spawned to run a worker."""
+    children = [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
+    return sum(b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes() for child in children)
+
+
+def _get(port: int, path: str, api_key: str | None = None) -> int | None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # a new connection each time
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(environment, own_database):
+    _, credited = _some_business(own_database)
+    created = CliRunner().invoke(cli, ["credentials", "create", "--role", "operator", "--name", "newcomer"])
+    api_key = created.stdout.strip().splitlines()[-1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 60
+        while _get(port, "/healthz") != 200:
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.2)
+        statuses = [_get(port, f"/v1/ledger/accounts/{credited}", api_key) for _ in range(20)]
+        assert statuses == [200] * 20
+        assert _workers(server.pid) == 2
+        with psycopg.connect(own_database, autocommit=True) as connection:
+            [(integrators,)] = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query LIKE 'SELECT pg_try_advisory_lock%'"
+            ).fetchall()
+            [(issuer_keys,)] = connection.execute("SELECT count(*) FROM issuer_keys").fetchall()
+        assert integrators == 1  # the parent's; a second would be polling for the lock
+        assert issuer_keys == 1  # both workers sign with the key made once in the data directory
+    finally:
+        server.terminate()
+        assert server.wait(30) == 0
+
+
+def test_a_server_process_freezes_what_start_up_made_and_collects_its_young_objects_less_often():
+    from api.serving import GC_THRESHOLDS, _quiet_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        _quiet_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] > before[0]
+        assert gc.get_freeze_count() > 10_000  # the modules, classes and functions the imports made
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -75,3 +75,41 @@ def test_coalesced_single_redemptions_each_get_their_own_answer(ledger, voucher_
     assert [outcomes[0].result for outcomes, _ in answers] == [R.ok] * 40
     assert all(len(receipt.document()["results"]) == 1 for _, receipt in answers)
     assert spent_again[0].result is R.voucher_redeemed
+
+
+class _HeldLedger:
+    """The real `VoucherLedger`, whose first shared transaction waits until the test lets it go."""
+
+    def __init__(self, vouchers) -> None:
+        self.vouchers = vouchers
+        self.writing = threading.Event()
+        self.go_on = threading.Event()
+
+    def redeem(self, submissions):
+        self.writing.set()
+        assert self.go_on.wait(30)
+        return self.vouchers.redeem(submissions)
+
+
+def test_a_submission_cancelled_before_a_writer_takes_it_is_never_redeemed(ledger, voucher_ledger):
+    from ledger.vouchers.coalescer import RedemptionCoalescer
+
+    world = build_world(ledger, voucher_ledger, partial_redemption=False)
+    first, cancelled, last = (world.issue(amount=10_000) for _ in range(3))
+    held = _HeldLedger(voucher_ledger)
+    coalescer = RedemptionCoalescer(held, writers=1)
+    try:
+        answers = [coalescer.submit(world.submission(world.request(first, amount=10_000)))]
+        assert held.writing.wait(30)  # the writer holds the first; the next two wait in the queue
+        answers += [
+            coalescer.submit(world.submission(world.request(v, amount=10_000))) for v in (cancelled, last)
+        ]
+        assert answers[1].cancel() and not answers[0].cancel()
+        held.go_on.set()
+        assert answers[0].result(30)[0][0].result is R.ok
+        assert answers[2].result(30)[0][0].result is R.ok
+    finally:
+        held.go_on.set()
+        coalescer.close()
+    assert answers[1].cancelled()
+    assert [v.spent_tiyn for v in voucher_ledger.vouchers([first, cancelled, last])] == [10_000, 0, 10_000]

@@ -58,7 +58,7 @@ def _count(metrics: Metrics, outcomes: list[RedemptionOutcome]) -> None:
     response_model=RedemptionAnswer,
     summary="Redeem: one signed request (single, reserve, post or void)",
 )
-def redeem(
+async def redeem(
     provider_id: OwnProviderId,
     envelope: SingleRedemptionIn,
     owners: TerminalOwnersDep,
@@ -67,7 +67,7 @@ def redeem(
 ) -> RedemptionAnswer:
     """The terminal must be this provider's (else 404 `terminal_not_found`). The answer's `receipt` is the
     ledger's signed account of the result, to keep as proof."""
-    outcomes, receipt = redeem_coalesced(owners, coalescer, provider_id, single_submission(envelope))
+    outcomes, receipt = await redeem_coalesced(owners, coalescer, provider_id, single_submission(envelope))
     _count(metrics, outcomes)
     return RedemptionAnswer.of(outcomes, receipt)
 

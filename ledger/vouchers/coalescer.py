@@ -4,6 +4,10 @@ Terminals each send one request; a writer thread takes everything waiting (up to
 it in one transaction, and answers every terminal only after that transaction commits, each with its own
 outcomes and receipt. If a shared transaction fails as a whole, its submissions are retried one by one, so
 one bad submission never takes its neighbours' answers with it.
+
+`redeem` blocks the calling thread until the answer; `submit` gives the answer's `Future` instead, which
+an event loop awaits without holding a thread (``asyncio.wrap_future``). A submission whose future is
+cancelled before a writer takes it is never redeemed; once taken, it is redeemed and cannot be cancelled.
 """
 
 import queue
@@ -47,9 +51,13 @@ class RedemptionCoalescer:
 
     def redeem(self, submission: Submission) -> Answer:
         """Redeem one terminal's submission in some shared transaction; returns once it has committed."""
+        return self.submit(submission).result()
+
+    def submit(self, submission: Submission) -> "Future[Answer]":
+        """Queue one terminal's submission; the future is answered once its shared transaction commits."""
         waiting = _Waiting(submission)
         self._queue.put(waiting)
-        return waiting.answer.result()
+        return waiting.answer
 
     def close(self) -> None:
         for _ in self._writers:
@@ -74,7 +82,10 @@ class RedemptionCoalescer:
                     stop = True
                     break
                 group.append(item)
-            self._write(group)
+            # Cancelled while waiting (its caller went away): dropped. The others can no longer be cancelled.
+            taken = [waiting for waiting in group if waiting.answer.set_running_or_notify_cancel()]
+            if taken:
+                self._write(taken)
             if stop:
                 return
 
