@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # the IIN. Unset: generated once into data_dir/holder-salt.key. Every process that issues vouchers or
     # looks a citizen up must use the same salt; changing it orphans every voucher already issued.
     holder_salt: str | None = None
+    # Writer threads coalescing single redemptions into shared transactions. One is usually best: the
+    # providers' receivables are hot accounts every batch updates, so two writers mostly wait on each other.
+    redemption_writers: int = Field(default=1, ge=1, le=8)
 
     @model_validator(mode="after")
     def _redeem_window_covers_issue_window(self) -> "Settings":
@@ -74,6 +77,3 @@ class Settings(BaseSettings):
             raise ValueError("issuer_redeem_window_days must be at least issuer_issue_window_days")
         return self
 
-    # Writer threads coalescing single redemptions into shared transactions. One is usually best: the
-    # providers' receivables are hot accounts every batch updates, so two writers mostly wait on each other.
-    redemption_writers: int = Field(default=1, ge=1, le=8)
