@@ -76,4 +76,3 @@ class Settings(BaseSettings):
         if self.issuer_redeem_window_days < self.issuer_issue_window_days:
             raise ValueError("issuer_redeem_window_days must be at least issuer_issue_window_days")
         return self
-

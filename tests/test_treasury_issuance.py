@@ -150,11 +150,11 @@ class _SignerThatCrashes:
     def __init__(self, signer, signatures: int) -> None:
         self.signer, self.left, self.key_id = signer, signatures, signer.key_id
 
-    def sign(self, claims):
+    def sign_payload(self, payload):
         self.left -= 1
         if self.left < 0:
             raise _Interrupted("the issuing process died")
-        return self.signer.sign(claims)
+        return self.signer.sign_payload(payload)
 
 
 def test_a_resumed_run_issues_nothing_twice(pool, voucher_ledger, tmp_path):

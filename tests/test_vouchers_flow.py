@@ -1,10 +1,14 @@
 """Worked examples of a voucher's life, end to end against PostgreSQL."""
 
+from ledger.ids import new_id
+from ledger.vouchers.issuance import VoucherOrder
+from ledger.vouchers.results import IssueResult
 from ledger.vouchers.results import RedemptionResult as R
 from ledger.vouchers.results import TransitionResult as T
 from ledger.vouchers.states import TransitionAction as A
 from ledger.vouchers.states import VoucherState
-from tests.voucher_world import build_world
+from ledger.vouchers.tokens import verify_token
+from tests.voucher_world import build_world, fresh_iin, holder_hash
 
 
 def test_a_pupil_eats_five_meals_and_the_canteen_is_owed_for_five(ledger, voucher_ledger):
@@ -89,3 +93,16 @@ def test_a_wrong_redemption_is_reversed_back_onto_the_voucher_once(ledger, vouch
     assert (view.state, view.available_tiyn) == (VoucherState.ACTIVE, 50_000)
     [receivable] = ledger.lookup_accounts([world.terminal.receivable_id])
     assert receivable.credits_posted - receivable.debits_posted == 0
+
+
+def test_the_token_handed_out_at_issue_is_the_one_rebuilt_from_the_stored_voucher(ledger, voucher_ledger):
+    world = build_world(ledger, voucher_ledger, consent_required=True)
+    orders = [
+        VoucherOrder(new_id(), world.programme_id, holder_hash(fresh_iin()), 100_000 + n) for n in range(3)
+    ]
+    results, issued = voucher_ledger.issue(orders)
+    assert results == [IssueResult.ok] * 3
+    for order, voucher in zip(orders, issued, strict=True):
+        assert voucher.token == voucher_ledger.token(order.id)
+        claims = verify_token(voucher_ledger.signer.public_key, voucher.token)
+        assert (claims.voucher_id, claims.amount_tiyn) == (order.id, order.amount_tiyn)

@@ -4,8 +4,8 @@ ledger account, and the holder gets a signed token and a reference code.
 One call issues a batch in the caller's transaction, with one result per order:
 
 1. the programme, its policy in force and the issuer key are read; orders are checked against them, and
-   the tokens of those that pass are signed (before any lock: signing is most of a batch's work, and
-   another batch may write under the fund's lock meanwhile);
+   the tokens and audit events of those that pass are made (before any lock: signing and encoding are most
+   of a batch's work, and another batch may write under the fund's lock meanwhile);
 2. the funds are locked (id order) and each order is taken in turn while its fund can cover it, so an
    order the fund cannot cover is refused (`insufficient_funds`) and never half-made (its token is
    dropped unused);
@@ -44,7 +44,7 @@ from ledger.vouchers.policy import NO_LIMIT, limit_or_none
 from ledger.vouchers.reference import ALPHABET, RANDOM_CHARS, _check_character
 from ledger.vouchers.results import IssueResult
 from ledger.vouchers.states import VoucherState
-from ledger.vouchers.tokens import IssuerSigner, VoucherClaims
+from ledger.vouchers.tokens import IssuerSigner, VoucherClaims, claims_payload, token_from_payload
 
 ISSUE_NAMESPACE: Final = uuid.UUID("3f0d7a4e-6c1b-4f53-9d2e-8b7a1c5e9f20")
 _VOUCHER_FLAGS: Final = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
@@ -60,13 +60,19 @@ __all__ = ["ISSUE_NAMESPACE", "IssuedVoucher", "VoucherOrder", "issue_transfer_i
 
 @dataclass(frozen=True, slots=True)
 class IssuedVoucher:
-    """What a newly issued voucher is, as the caller needs it (token text is rebuilt on demand)."""
+    """What a newly issued voucher is, as the caller needs it (`views.voucher_token` rebuilds the token
+    later from the stored row; `token` gives it now without encoding the claims again)."""
 
     claims: VoucherClaims
     state: VoucherState
     reference_code: str
     key_id: str
     signature: bytes
+    payload: bytes  # the token's signed claims, `claims_payload(claims)`
+
+    @property
+    def token(self) -> str:
+        return token_from_payload(self.payload, self.key_id, self.signature)
 
 
 def issue_transfer_id(voucher_id: uuid.UUID) -> uuid.UUID:
@@ -88,12 +94,15 @@ def issue_vouchers(
         if results[index] is IssueResult.ok:
             accepted.append(index)
     _compare_existing(connection, orders, results)
+    # Tokens and audit events are made before the funds are locked: they are most of a batch's Python
+    # work, and another batch may write under the fund's lock meanwhile.
     signed = {index: _make_voucher(orders[index], context, signer, now + index) for index in accepted}
+    events = {index: _issued_event(signed[index][0], context) for index in accepted}
     accepted = _take_from_funds(connection, context, orders, accepted, results)
     accepted = _drop_issued_meanwhile(connection, orders, accepted, results)
     made = [signed[index] for index in accepted]
     if made:
-        _write(connection, made, context)
+        _write(connection, made, context, [events[index] for index in accepted])
     return results, [voucher for voucher, _ in made]
 
 
@@ -204,12 +213,18 @@ def _make_voucher(
         state = VoucherState.ACCEPTED
     else:
         state = VoucherState.ACTIVE
-    voucher = IssuedVoucher(claims, state, _new_reference_code(), signer.key_id, signer.sign(claims))
+    payload = claims_payload(claims)
+    voucher = IssuedVoucher(
+        claims, state, _new_reference_code(), signer.key_id, signer.sign_payload(payload), payload
+    )
     return voucher, timestamp
 
 
 def _write(
-    connection: psycopg.Connection[Any], made: list[tuple[IssuedVoucher, int]], context: IssueContext
+    connection: psycopg.Connection[Any],
+    made: list[tuple[IssuedVoucher, int]],
+    context: IssueContext,
+    events: list[bytes],
 ) -> None:
     account_results, _ = create_accounts(
         connection,
@@ -242,7 +257,7 @@ def _write(
         ) as copy:
             for item in items:
                 copy.write_row(item)
-    append_events(connection, [_issued_event(voucher, context) for voucher, _ in made])
+    append_events(connection, events)
 
 
 def _issue_transfer(voucher: IssuedVoucher, context: IssueContext, transfer_id: uuid.UUID) -> Transfer:
