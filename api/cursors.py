@@ -24,13 +24,22 @@ def cursor_id(value: str | int | None) -> uuid.UUID | None:
         raise _cursor_invalid() from None
 
 
+def cursor_timestamp(value: str | int | None) -> int | None:
+    """The ledger timestamp stored in a cursor (None on the first page)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or not 0 <= value <= LEDGER_TIMESTAMP_MAX:
+        raise _cursor_invalid()
+    return value
+
+
 def cursor_timestamp_id(
     timestamp: str | int | None, last_id: str | int | None
 ) -> tuple[int, uuid.UUID] | None:
     """The (ledger timestamp, id) stored in a cursor (None on the first page)."""
     if timestamp is None and last_id is None:
         return None
-    found = cursor_id(last_id)
-    if not isinstance(timestamp, int) or not 0 <= timestamp <= LEDGER_TIMESTAMP_MAX or found is None:
+    found, at = cursor_id(last_id), cursor_timestamp(timestamp)
+    if found is None or at is None:
         raise _cursor_invalid()
-    return timestamp, found
+    return at, found

@@ -166,6 +166,25 @@ def test_history_shows_issue_steps_and_redemptions(client, keys, world, iin):
     assert (balance["available_tiyn"], balance["spent_tiyn"]) == (300_000 - MEAL, MEAL)
 
 
+def test_a_long_history_comes_in_pages_that_add_up_to_all_of_it(client, keys, world, iin):
+    voucher = _active(client, keys, world, iin)
+    for _ in range(3):
+        world.redeem(world.request(voucher, 1_000))
+    whole = client.get(f"/v1/mobile/vouchers/{voucher}/history", headers=_as(keys, iin)).json()
+    assert len(whole["steps"]) == 6 and whole["next"] is None
+    pages, link = [], f"/v1/mobile/vouchers/{voucher}/history?limit=4"
+    while link is not None:
+        page = client.get(link, headers=_as(keys, iin)).json()
+        pages.append(page["steps"])
+        link = page["next"]
+    assert [len(steps) for steps in pages] == [4, 2]
+    assert [step for steps in pages for step in steps] == whole["steps"]
+    forged = client.get(
+        f"/v1/mobile/vouchers/{voucher}/history?cursor=eyJhZnRlciI6ImxhdGVyIn0", headers=_as(keys, iin)
+    )
+    assert (forged.status_code, forged.json()["code"]) == (400, "cursor_invalid")
+
+
 def test_the_presentation_gives_the_token_and_a_reference_code_a_canteen_can_redeem(client, keys, world, iin):
     voucher = _active(client, keys, world, iin)
     answer = client.get(f"/v1/mobile/vouchers/{voucher}/presentation", headers=_as(keys, iin))

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.auth import Role, require_role
 from api.citizens import CITIZEN_IIN_INVALID, CITIZEN_IIN_MISSING, Citizen, CitizenDep, log_citizen_read
-from api.cursors import cursor_id
+from api.cursors import cursor_id, cursor_timestamp
 from api.dependencies import UnitOfWorkDep
 from api.etags import conditional_response
 from api.idempotency import Idempotent
@@ -138,18 +138,28 @@ def read_voucher(
     "/vouchers/{voucher_id}/history",
     response_model=VoucherHistoryView,
     summary="A voucher's history: issue, steps and redemptions",
-    responses=problem_examples(NOT_THEIRS) | NOT_MODIFIED,
+    responses=problem_examples(NOT_THEIRS, {400: [CURSOR_INVALID]}) | NOT_MODIFIED,
 )
 def read_history(
-    citizen: CitizenDep, voucher_id: uuid.UUID, request: Request, unit_of_work: UnitOfWorkDep
+    citizen: CitizenDep,
+    voucher_id: uuid.UUID,
+    page: PageParams,
+    request: Request,
+    unit_of_work: UnitOfWorkDep,
 ) -> Response:
+    """Oldest first, `limit` steps a page; `next` continues after the last one."""
+    after = cursor_timestamp(page.after("after"))
+
     def work(connection: psycopg.Connection[Any]) -> list[views.VoucherStep]:
         _own_voucher(connection, citizen, voucher_id)
         log_citizen_read(connection, citizen, "voucher_history", [voucher_id])
-        return views.voucher_history(connection, voucher_id)
+        return views.voucher_history(connection, voucher_id, -1 if after is None else after, page.fetch_limit)
 
-    steps = [VoucherStepView.of(step) for step in unit_of_work.run(work)]
-    return conditional_response(request, VoucherHistoryView(voucher_id=voucher_id, steps=steps))
+    listed = page.of(unit_of_work.run(work), lambda step: {"after": step.timestamp})
+    steps = [VoucherStepView.of(step) for step in listed.items]
+    return conditional_response(
+        request, VoucherHistoryView(voucher_id=voucher_id, steps=steps, next=listed.next)
+    )
 
 
 def _holder_step(action: TransitionAction) -> Callable[..., Response]:

@@ -131,12 +131,16 @@ class VoucherHistoryView(BaseModel):
                          "detail": "0192f1c2-1111-7c3d-8e4f-5a6b7c8d9e0f", "amount_tiyn": 60_000,
                          "effective_date": "2026-09-01"},
                     ],
+                    "next": None,
                 }
             ]
         }
     )  # fmt: skip
     voucher_id: uuid.UUID
     steps: list[VoucherStepView] = Field(description="In ledger order, oldest first")
+    next: str | None = Field(
+        default=None, description="The next page's link (same query, new cursor); null on the last"
+    )
 
 
 class VoucherPresentationView(BaseModel):

@@ -134,8 +134,10 @@ class VoucherLedger:
     ) -> list[views.VoucherView]:
         return self.unit_of_work.read(lambda c: views.vouchers_of_holder(c, holder_hash, after, limit))
 
-    def history(self, voucher_id: uuid.UUID) -> list[views.VoucherStep]:
-        return self.unit_of_work.read(lambda c: views.voucher_history(c, voucher_id))
+    def history(
+        self, voucher_id: uuid.UUID, after_timestamp: int = -1, limit: int = views.PAGE_HISTORY_MAX
+    ) -> list[views.VoucherStep]:
+        return self.unit_of_work.read(lambda c: views.voucher_history(c, voucher_id, after_timestamp, limit))
 
     def token(self, voucher_id: uuid.UUID) -> str | None:
         return self.unit_of_work.read(lambda c: views.voucher_token(c, voucher_id))

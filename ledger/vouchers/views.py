@@ -14,6 +14,7 @@ from ledger.vouchers.states import VoucherState
 from ledger.vouchers.tokens import VoucherClaims, token_text
 
 PAGE_VOUCHERS_MAX = 200
+PAGE_HISTORY_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,32 +111,39 @@ def _views(connection: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> 
     ]
 
 
-def voucher_history(connection: psycopg.Connection[Any], voucher_id: uuid.UUID) -> list[VoucherStep]:
-    """Issue, every lifecycle step and every redemption, in ledger order."""
+def voucher_history(
+    connection: psycopg.Connection[Any], voucher_id: uuid.UUID, after_timestamp: int, limit: int
+) -> list[VoucherStep]:
+    """Issue, every lifecycle step and every redemption, in ledger order: up to `limit` steps stamped after
+    `after_timestamp` (-1 for the first). Every step carries its own ledger timestamp, and ledger timestamps
+    are unique, so the last step's timestamp is where the next page starts."""
+    assert 1 <= limit <= PAGE_HISTORY_MAX
     steps: list[VoucherStep] = []
     issued = connection.execute(
-        'SELECT "timestamp", amount_tiyn FROM vouchers WHERE id = %s', (voucher_id,)
+        'SELECT "timestamp", amount_tiyn FROM vouchers WHERE id = %s AND "timestamp" > %s',
+        (voucher_id, after_timestamp),
     ).fetchone()
-    if issued is None:
-        return steps
-    steps.append(VoucherStep(issued[0], "issued", "", issued[1], None))
+    if issued is not None:
+        steps.append(VoucherStep(issued[0], "issued", "", issued[1], None))
     for timestamp, action, from_state, to_state, reason in connection.execute(
         """SELECT "timestamp", action, from_state, to_state, reason FROM voucher_transitions
-            WHERE voucher_id = %s ORDER BY "timestamp" """,
-        (voucher_id,),
+            WHERE voucher_id = %s AND "timestamp" > %s ORDER BY "timestamp" LIMIT %s""",
+        (voucher_id, after_timestamp, limit),
     ):
         detail = f"{VoucherState(from_state).name.lower()} → {VoucherState(to_state).name.lower()}"
         described = f"{detail} ({reason})" if reason else detail
         steps.append(VoucherStep(timestamp, f"transition:{action}", described, 0, None))
     for row in connection.execute(
-        f"SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE voucher_id = %s", (voucher_id,)
+        f"""SELECT {REDEMPTION_COLUMNS} FROM redemptions
+             WHERE voucher_id = %s AND "timestamp" > %s ORDER BY "timestamp" LIMIT %s""",
+        (voucher_id, after_timestamp, limit),
     ):
         redemption = StoredRedemption(*row)
         steps.append(
             VoucherStep(redemption.timestamp, f"redemption:{redemption.phase}", str(redemption.provider_id),
                         redemption.amount_tiyn, redemption.effective_date)
         )  # fmt: skip
-    return sorted(steps, key=lambda step: step.timestamp)
+    return sorted(steps, key=lambda step: step.timestamp)[:limit]
 
 
 def voucher_token(connection: psycopg.Connection[Any], voucher_id: uuid.UUID) -> str | None:
