@@ -14,6 +14,7 @@ from treasury.programmes import (
     find_programme,
     lock_open_programme,
     open_programme,
+    record_programme_policy,
     set_programme_state,
 )
 
@@ -100,3 +101,24 @@ def test_a_programme_is_not_opened_by_nobody(pool):
         unit_of_work.run(lambda c: open_programme(c, draft.id, "  "))
     assert refused.value.code == "officer_invalid"
     assert unit_of_work.read(lambda c: find_programme(c, draft.id)).state is ProgrammeState.DRAFT
+
+
+def test_a_policy_changes_while_the_programme_runs_and_never_after_it_closes(pool):
+    unit_of_work = UnitOfWork(pool)
+    draft = programme_draft()
+    unit_of_work.run(lambda c: create_programme(c, draft, parse_policy(policy_document()), "officer.a"))
+    dearer = parse_policy(policy_document(per_use_tiyn_max=90_000))
+    outcome = unit_of_work.run(lambda c: record_programme_policy(c, draft.id, dearer, None))
+    assert outcome.ok and outcome.detail == "2"
+    unit_of_work.run(lambda c: open_programme(c, draft.id, "officer.a"))
+    unit_of_work.run(lambda c: set_programme_state(c, draft.id, ProgrammeState.CLOSED))
+    cheaper = parse_policy(policy_document(per_use_tiyn_max=50_000))
+    with pytest.raises(Refused) as refused:
+        unit_of_work.run(lambda c: record_programme_policy(c, draft.id, cheaper, None))
+    assert refused.value.code == "programme_closed"
+    versions = unit_of_work.read(
+        lambda c: c.execute(
+            "SELECT count(*) FROM voucher_policies WHERE programme_id = %s", (draft.id,)
+        ).fetchone()
+    )
+    assert versions == (2,)

@@ -24,7 +24,7 @@ from ledger.limits import AMOUNT_TIYN_MAX
 from ledger.money import Asset
 from ledger.timestamps import reserve_timestamps
 from ledger.vouchers.policy import Policy
-from ledger.vouchers.registry import open_ledger_account, register_programme
+from ledger.vouchers.registry import Outcome, open_ledger_account, record_policy, register_programme
 from treasury.errors import RefusalKind, Refused
 from treasury.officers import officer_name
 
@@ -205,6 +205,21 @@ def lock_open_programme(connection: psycopg.Connection[Any], programme_id: uuid.
             "programme_not_open", f"the programme is {programme.state.name.lower()}", RefusalKind.CONFLICT
         )
     return programme
+
+
+def record_programme_policy(
+    connection: psycopg.Connection[Any], programme_id: uuid.UUID, policy: Policy, valid_from: int | None
+) -> Outcome:
+    """A new version of the programme's policy (`registry.record_policy`), refused once it is closed: the
+    row is held FOR SHARE, so a close cannot slip between the check and the new version."""
+    programme = find_programme(connection, programme_id, lock=" FOR SHARE")
+    if programme is None:
+        raise Refused("programme_not_found", str(programme_id), RefusalKind.NOT_FOUND)
+    if programme.state is ProgrammeState.CLOSED:
+        raise Refused(
+            "programme_closed", "a closed programme's policy no longer changes", RefusalKind.CONFLICT
+        )
+    return record_policy(connection, programme_id, policy, valid_from)
 
 
 def find_programme(

@@ -49,7 +49,6 @@ from ledger.clock import datetime_to_timestamp, timestamp_to_datetime
 from ledger.ids import new_id
 from ledger.money import Asset
 from ledger.vouchers.policy import Policy, parse_policy, policy_bytes
-from ledger.vouchers.registry import record_policy
 from ledger.vouchers.results import RegistryResult
 from treasury.closing import close_programme
 from treasury.errors import RefusalKind, Refused
@@ -57,10 +56,10 @@ from treasury.expiry import sweep
 from treasury.positions import positions_csv, positions_document, programme_positions
 from treasury.programmes import (
     ProgrammeDraft,
-    ProgrammeState,
     create_programme,
     list_programmes,
     open_programme,
+    record_programme_policy,
 )
 
 router = APIRouter(
@@ -273,10 +272,7 @@ def record_policy_version(
     valid_from = _ledger_time(body.valid_from) if body.valid_from is not None else None
 
     def work(connection: psycopg.Connection[Any]) -> Response:
-        if require_programme(connection, programme_id).state is ProgrammeState.CLOSED:
-            raise Refused("programme_closed", "a closed programme's policy no longer changes",
-                          RefusalKind.CONFLICT)  # fmt: skip
-        outcome = record_policy(connection, programme_id, policy, valid_from)
+        outcome = record_programme_policy(connection, programme_id, policy, valid_from)
         if not outcome.ok:
             kind = _POLICY_REFUSALS.get(outcome.result, RefusalKind.CONFLICT)
             raise Refused(outcome.result.name, outcome.detail or outcome.result.name, kind)
