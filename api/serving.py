@@ -24,7 +24,7 @@ from api.settings import Settings
 # instead of every 5 lets the writer back in sooner (measured: about 10 % more coalesced redemptions).
 GIL_SWITCH_INTERVAL_S = 0.001
 # The garbage collector's generation thresholds in a server process (Python's default: 700, 10, 10). See
-# `_quiet_garbage_collector`.
+# `quiet_garbage_collector`.
 GC_THRESHOLDS: Final = (20_000, 20, 10)
 # The environment variable through which the parent hands its settings and database URL to its workers.
 WORKER_HANDOVER_ENV: Final = "AMIYAN_SERVE_HANDOVER"
@@ -74,7 +74,7 @@ def serve_database(
     try:
         if workers == 1:
             app = create_app(settings, url)
-            _quiet_garbage_collector()
+            quiet_garbage_collector()
             uvicorn.run(app, host=host, port=port, log_config=None)
         else:
             handover = {"settings": settings.model_dump(mode="json"), "url": url}
@@ -99,11 +99,11 @@ def worker_app() -> "FastAPI":
     settings = Settings(**handover["settings"])
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings, handover["url"])
-    _quiet_garbage_collector()
+    quiet_garbage_collector()
     return app
 
 
-def _quiet_garbage_collector() -> None:
+def quiet_garbage_collector() -> None:
     """Keep full garbage collections off the request path. Measured under api_bench: every 1.3 s a full
     collection (finding nothing) walked the ~200,000 objects the imports made, for 100-150 ms with every
     request waiting: the p99. Requests in flight outlive the young collections, so each promotion brings

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
-from api.serving import GIL_SWITCH_INTERVAL_S
+from api.serving import GIL_SWITCH_INTERVAL_S, quiet_garbage_collector
 from api.settings import Settings
 from ledger.accounts import Account, AccountType
 from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
@@ -211,6 +211,7 @@ def main() -> None:
         ledger = Ledger(unit_of_work)
         vouchers = VoucherLedger(unit_of_work, IssuerSigner(keypair_from_seed(os.urandom(32))))
         programme, terminals = setup(ledger, vouchers)
+        quiet_garbage_collector()  # as `amiyan serve` runs the core
         issue_per_s, tokens = bench_issue(vouchers, programme, args.vouchers + args.single, args.batch)
         print(f"issued {len(tokens)} vouchers: {issue_per_s}/s", flush=True)
         batch_per_s = bench_batches(vouchers, terminals, tokens[: args.vouchers], args.batch)
