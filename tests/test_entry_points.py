@@ -176,11 +176,11 @@ def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(
 
 
 def test_a_server_process_freezes_what_start_up_made_and_collects_its_young_objects_less_often():
-    from api.serving import GC_THRESHOLDS, _quiet_garbage_collector
+    from api.serving import GC_THRESHOLDS, quiet_garbage_collector
 
     before = gc.get_threshold()
     try:
-        _quiet_garbage_collector()
+        quiet_garbage_collector()
         assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] > before[0]
         assert gc.get_freeze_count() > 10_000  # the modules, classes and functions the imports made
     finally:
