@@ -31,11 +31,12 @@ PASERK writes keys as strings::
 
 The last is a key id: it names a public key without revealing it.
 
-Map: :func:`sign_v4_public`, :func:`verify_v4_public`, :func:`read_footer`, :func:`pre_auth_encode`;
-:func:`keypair_from_seed`; :func:`encode_k4_public`, :func:`decode_k4_public`, :func:`encode_k4_secret`,
-:func:`decode_k4_secret`, :func:`k4_pid`. Errors: :class:`TokenError` (a presented token is refused) and
-:class:`KeyFormatError` (key bytes or a PASERK string are wrong). v4.local (encrypted tokens) is deliberately
-absent: a voucher is signed, never encrypted, and a v4.local token is refused as "not v4.public".
+Map: :func:`sign_v4_public`, :func:`verify_v4_public`, :func:`read_footer` (:func:`footer_segment` then
+:func:`decode_footer`), :func:`pre_auth_encode`; :func:`keypair_from_seed`; :func:`encode_k4_public`,
+:func:`decode_k4_public`, :func:`encode_k4_secret`, :func:`decode_k4_secret`, :func:`k4_pid`. Errors:
+:class:`TokenError` (a presented token is refused) and :class:`KeyFormatError` (key bytes or a PASERK string
+are wrong). v4.local (encrypted tokens) is deliberately absent: a voucher is signed, never encrypted, and a
+v4.local token is refused as "not v4.public".
 """
 
 import base64
@@ -201,7 +202,18 @@ def read_footer(token: str) -> bytes:
     Untrusted: use it only to choose the key to verify with (our footer names the issuer key by ``k4.pid``),
     then pass that key to :func:`verify_v4_public`, which checks the footer as part of the signature.
     """
-    _, footer_text = _split(token)
+    return decode_footer(footer_segment(token))
+
+
+def footer_segment(token: str) -> str:
+    """The footer as it travels (base64url text, ``""`` if none), unverified and undecoded: a verifier that
+    sees many tokens of one key can remember what it learnt from one footer string. Raises
+    :class:`TokenError` for a token not shaped like v4.public."""
+    return _split(token)[1]
+
+
+def decode_footer(footer_text: str) -> bytes:
+    """The footer bytes of a footer segment; raises :class:`TokenError` unless canonical base64url."""
     return _decode_footer(footer_text)
 
 

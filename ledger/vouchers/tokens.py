@@ -14,6 +14,7 @@ The holder hash lets a terminal or the mobile app check who the voucher is for w
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ from ledger.vouchers.paseto import (
     KeyPair,
     TokenError,
     TokenErrorReason,
+    decode_footer,
+    footer_segment,
     k4_pid,
     pre_auth_encode,
-    read_footer,
     verify_v4_public,
 )
 from ledger.vouchers.policy import NO_LIMIT
@@ -139,7 +141,15 @@ def token_text(claims: VoucherClaims, key_id: str, signature: bytes) -> str:
 
 def token_key_id(token: str) -> str:
     """The issuer key id from the footer, read before verifying (to pick the key); raises TokenError."""
-    footer = read_footer(token)
+    return _footer_key_id(footer_segment(token))
+
+
+# Every token of an issuer key carries the same footer, so it is decoded and parsed once per key, not per
+# token. The key id is a function of the footer text alone and a refusal raises (lru_cache never stores
+# it), so a remembered footer yields exactly what reading it again would; another footer is another entry.
+@functools.lru_cache(maxsize=64)
+def _footer_key_id(footer_text: str) -> str:
+    footer = decode_footer(footer_text)
     try:
         value = parse_canonical(footer)
     except ValueError:
@@ -201,6 +211,9 @@ def _rfc3339(seconds: int) -> str:
     return timestamp_to_datetime(seconds * NANOSECONDS_PER_SECOND).strftime(_TIME_FORMAT)
 
 
+# Tokens issued together share their times (issued-at within a second or two, the programme's validity
+# bounds); the result is a function of the text alone, and a refusal raises and is never remembered.
+@functools.lru_cache(maxsize=4096)
 def _seconds(text: str) -> int:
     """Whole seconds of an RFC 3339 UTC time written as `_rfc3339` writes it (anything else is refused)."""
     if len(text) != 20 or text[-1] != "Z":
