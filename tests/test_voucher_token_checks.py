@@ -4,7 +4,9 @@ exactly as reading afresh would, and never carries one token's answer over to a 
 import base64
 import uuid
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given
 
 from ledger.vouchers.paseto import HEADER, TokenError, TokenErrorReason, keypair_from_seed
 from ledger.vouchers.policy import NO_LIMIT
@@ -108,3 +110,28 @@ def test_a_time_not_written_as_issued_is_refused_every_time(bad):
     for _ in range(2):
         with pytest.raises(ValueError):
             parse_claims(json.dumps({**document, "iat": bad}).encode())
+
+
+def _decoded_the_long_way(text: str) -> bytes | None:
+    """The definition: decode leniently, then accept only if encoding the bytes gives the text back."""
+    import re
+
+    if len(text) % 4 == 1 or re.fullmatch(r"[A-Za-z0-9_-]*", text) is None:
+        return None
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return data if base64.urlsafe_b64encode(data).rstrip(b"=").decode() == text else None
+
+
+@given(
+    st.text(alphabet="ABCDQRSTYZabgw0189-_+/=. é", max_size=12)
+    | st.binary(max_size=40).map(lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode())
+)
+def test_only_the_canonical_base64url_spelling_decodes(text):
+    from ledger.vouchers.paseto import _b64url_decode
+
+    assert _b64url_decode(text) == _decoded_the_long_way(text)
+    for spare in range(1, 4):  # the same bytes with unused low bits set are another spelling, refused
+        if len(text) % 4 in (2, 3) and _decoded_the_long_way(text) is not None:
+            alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            other = text[:-1] + alphabet[alphabet.index(text[-1]) ^ spare]
+            assert _b64url_decode(other) == _decoded_the_long_way(other)

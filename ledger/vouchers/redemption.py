@@ -37,7 +37,6 @@ from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.signing import Purpose
 from ledger.vouchers.states import RedemptionPhase
 from ledger.vouchers.token_checks import TokenVerifier
-from ledger.vouchers.tokens import token_signature
 
 R = RedemptionResult
 # An online request's own clock may differ from the ledger's by this much.
@@ -45,6 +44,8 @@ REQUEST_SKEW_MS_MAX: Final = 5 * 60 * 1000
 # An offline redemption may be uploaded up to this long after it was served.
 OFFLINE_AGE_MS_MAX: Final = 7 * 24 * 3600 * 1000
 _MS: Final = 1_000_000
+# A request's voucher, and the signature of the token that named it (None: a code or reservation did).
+Found = tuple[uuid.UUID, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def redeem(
     vouchers = _find_vouchers(work, context, verifier, now)
     offline_days = sorted({_day(request, now) for _, _, request in work.requests if request.offline})
     request_ids = [request.id for _, _, request in work.requests]
-    lock_and_load(connection, context, vouchers.values(), request_ids, offline_days)
+    lock_and_load(connection, context, [found[0] for found in vouchers.values()], request_ids, offline_days)
     _recheck_idempotency(work, context)
     accepted = _judge_all(work, vouchers, context, now)
     refused = [
@@ -232,21 +233,22 @@ def _recheck_idempotency(work: _Work, context: RedemptionContext) -> None:
 
 def _find_vouchers(
     work: _Work, context: RedemptionContext, verifier: TokenVerifier, now: int
-) -> dict[int, uuid.UUID]:
-    """Position in work.requests → voucher id, for requests whose token, code or reservation names one."""
-    found: dict[int, uuid.UUID] = {}
+) -> dict[int, Found]:
+    """Position in work.requests → voucher id, for requests whose token, code or reservation names one, and
+    the verified token's signature (None when no token named it)."""
+    found: dict[int, Found] = {}
     with_tokens = [(i, r) for i, (_, _, r) in enumerate(work.requests) if r.token is not None]
     checked = verifier.check(
         [request.token for _, request in with_tokens if request.token is not None],
         context.keys,
         [_moment(request, now) for _, request in with_tokens],
     )
-    for (position, _), (result, claims, _) in zip(with_tokens, checked, strict=True):
+    for (position, _), (result, claims, _, signature) in zip(with_tokens, checked, strict=True):
         if claims is None:
             s_index, r_index, request = work.requests[position]
             work.refuse((s_index, r_index), request.id, result)
         else:
-            found[position] = claims.voucher_id
+            found[position] = (claims.voucher_id, signature)
     for position, (s_index, r_index, request) in enumerate(work.requests):
         if request.reference_code is not None:
             code = normalise_reference_code(request.reference_code)
@@ -254,14 +256,14 @@ def _find_vouchers(
             if voucher_id is None:
                 work.refuse((s_index, r_index), request.id, R.reference_code_not_found)
             else:
-                found[position] = voucher_id
+                found[position] = (voucher_id, None)
         elif request.reserved_id is not None and request.reserved_id in context.reservations:
-            found[position] = context.reservations[request.reserved_id].voucher_id
+            found[position] = (context.reservations[request.reserved_id].voucher_id, None)
     return found
 
 
 def _judge_all(
-    work: _Work, vouchers: dict[int, uuid.UUID], context: RedemptionContext, now: int
+    work: _Work, vouchers: dict[int, Found], context: RedemptionContext, now: int
 ) -> list[Accepted]:
     accepted: list[Accepted] = []
     for position, (s_index, r_index, request) in enumerate(work.requests):
@@ -295,14 +297,16 @@ def _judge_resolution(
 def _judge_spend(
     request: RedemptionRequest,
     place: tuple[int, int],
-    voucher_id: uuid.UUID | None,
+    found: Found | None,
     context: RedemptionContext,
     now: int,
 ) -> tuple[R, Accepted | None]:
-    voucher = context.vouchers.get(voucher_id) if voucher_id is not None else None
+    voucher = context.vouchers.get(found[0]) if found is not None else None
     if voucher is None:
         return R.voucher_not_found, None
-    if request.token is not None and not _is_current_token(request.token, voucher.token_signature):
+    # The presented token carries the signature stored for the voucher: it is the token the ledger issued
+    # for it (the Ed25519 check already proved the issuer signed it).
+    if request.token is not None and (found is None or found[1] != voucher.token_signature):
         return R.token_does_not_match_voucher, None
     terminal = context.terminals[request.terminal_id]
     result, decision = judge_new_spend(request, voucher, terminal, context, _moment(request, now))
@@ -317,12 +321,6 @@ def _judge_spend(
         )  # fmt: skip
         context.deadlines[request.id] = now + decision.policy.reservation_timeout_s * 1_000_000_000
     return R.ok, Accepted(place, request, voucher, decision, None)
-
-
-def _is_current_token(token: str, signature: bytes) -> bool:
-    """The presented token carries the signature stored for the voucher: it is the token the ledger issued
-    for it (the Ed25519 check already proved the issuer signed it)."""
-    return token_signature(token) == signature
 
 
 def _moment(request: RedemptionRequest, now: int) -> int:

@@ -159,20 +159,17 @@ def _footer_key_id(footer_text: str) -> str:
     return value["kid"]
 
 
-def token_signature(token: str) -> bytes:
-    """The 64 signature bytes inside a token, unverified (b"" if the token is not shaped like one)."""
-    body = token[len(HEADER) :].partition(".")[0] if token.startswith(HEADER) else ""
-    try:
-        return _b64url_decode(body)[-SIGNATURE_BYTES:] if body else b""
-    except ValueError:
-        return b""
-
-
 def verify_token(public_key: bytes, token: str) -> VoucherClaims:
     """Verify the signature and read the claims; raises TokenError (bad signature, malformed claims)."""
+    return verify_token_signed(public_key, token)[0]
+
+
+def verify_token_signed(public_key: bytes, token: str) -> tuple[VoucherClaims, bytes]:
+    """`verify_token`, and the 64-byte signature it checked (what the voucher row stores), so the token is
+    decoded once."""
     verified = verify_v4_public(public_key, token)
     try:
-        return parse_claims(verified.payload)
+        return parse_claims(verified.payload), verified.signature
     except (ValueError, KeyError, TypeError) as error:
         raise TokenError(
             TokenErrorReason.malformed, f"the token's claims are not a voucher's: {error}"
