@@ -48,3 +48,45 @@ def test_a_receipt_body_is_the_canonical_encoding_of_its_outcomes(terminal_id, v
     body = receipt_body(terminal_id, values)
     assert body == expected
     assert parse_canonical(body) == parse_canonical(expected)
+
+
+@given(st.lists(rows, min_size=1, max_size=10), st.data())
+def test_a_batchs_shared_id_texts_write_the_same_audit_events(values, data):
+    """Rows of one batch often share a terminal, provider and programme; remembered texts never mix ids."""
+    from ledger.audit.events import json_event
+    from ledger.vouchers.redemption_context import IdTexts
+    from ledger.vouchers.redemption_writes import _redemption_event
+
+    shared = values[0]
+    values = [
+        row._replace(terminal_id=shared.terminal_id, programme_id=shared.programme_id)
+        if data.draw(st.booleans())
+        else row
+        for row in values
+    ]
+    voucher = data.draw(st.builds(lambda state: _Voucher(state), st.integers(0, 10)))
+    names = IdTexts()
+    for row in values:
+        fields = {
+            "id": str(row.id),
+            "voucher": str(row.voucher_id),
+            "programme": str(row.programme_id),
+            "provider": str(row.provider_id),
+            "terminal": str(row.terminal_id),
+            "phase": row.phase,
+            "amount_tiyn": row.amount_tiyn,
+            "units": row.units,
+            "effective_date": row.effective_date.isoformat(),
+            "offline": row.offline,
+            "request_sha256": row.request_hash.hex(),
+            "voucher_state": voucher.state,
+            "timestamp": row.timestamp,
+        }
+        if row.reserved_id is not None:
+            fields["reserved_id"] = str(row.reserved_id)
+        assert _redemption_event(row, voucher, names) == json_event("redemption", fields)
+
+
+class _Voucher:
+    def __init__(self, state: int) -> None:
+        self.state = state

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ledger.audit.canonical import CanonicalValue, parse_canonical
-from ledger.vouchers.redemption_context import StoredRedemption
+from ledger.vouchers.redemption_context import IdTexts, StoredRedemption
 from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.signing import Purpose, verify_message
 from ledger.vouchers.states import RedemptionPhase
@@ -53,12 +53,9 @@ class Receipt:
         return base64.b64encode(self.signature).decode("ascii")
 
 
-def outcome_document(
-    outcome: RedemptionOutcome, names: dict[uuid.UUID, str] | None = None
-) -> dict[str, CanonicalValue]:
-    """An outcome as a receipt states it. `names` remembers ids already written as text: a batch's outcomes
-    share their terminal, provider and programme."""
-    names = {} if names is None else names
+def outcome_document(outcome: RedemptionOutcome, names: IdTexts | None = None) -> dict[str, CanonicalValue]:
+    """An outcome as a receipt states it (`names`: ids already written as text, shared over a receipt)."""
+    names = IdTexts() if names is None else names
     document: dict[str, CanonicalValue] = {
         "id": str(outcome.request_id) if outcome.request_id else None,
         "result": outcome.result.name,
@@ -69,9 +66,9 @@ def outcome_document(
     if row is not None:
         document["redemption"] = {
             "voucher": str(row.voucher_id),
-            "programme": _name(names, row.programme_id),
-            "provider": _name(names, row.provider_id),
-            "terminal": _name(names, row.terminal_id),
+            "programme": names.of(row.programme_id),
+            "provider": names.of(row.provider_id),
+            "terminal": names.of(row.terminal_id),
             "phase": _PHASE_NAMES[row.phase],
             "reserved_id": str(row.reserved_id) if row.reserved_id else None,
             "amount_tiyn": row.amount_tiyn,
@@ -82,13 +79,6 @@ def outcome_document(
             "request_sha256": row.request_hash.hex(),
         }
     return document
-
-
-def _name(names: dict[uuid.UUID, str], id_: uuid.UUID) -> str:
-    name = names.get(id_)
-    if name is None:
-        name = names[id_] = str(id_)
-    return name
 
 
 def sign_receipt(
@@ -108,7 +98,7 @@ def receipt_body(terminal_id: uuid.UUID, outcomes: Sequence[RedemptionOutcome]) 
     string escaper, code-point key order (which is RFC 8785's UTF-16 order below U+10000), ints by
     `int.__repr__`, IntEnum and bool as their values. It is three times faster, and a batch of a thousand
     outcomes signs one receipt (tests/test_voucher_receipts.py checks the two encoders agree)."""
-    names: dict[uuid.UUID, str] = {}
+    names = IdTexts()
     results = [outcome_document(outcome, names) for outcome in outcomes]
     document = {"terminal": str(terminal_id), "results": results}
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -53,6 +53,17 @@ class StoredRedemption(NamedTuple):
     timestamp: int
 
 
+class IdTexts(dict[int, str]):
+    """Ids written as text, remembered for one batch: its redemptions share their terminals, providers and
+    programmes, and str() of a UUID costs four times a lookup by its int."""
+
+    def of(self, id_: uuid.UUID) -> str:
+        text = self.get(id_.int)
+        if text is None:
+            text = self[id_.int] = str(id_)
+        return text
+
+
 @dataclass(slots=True)
 class VoucherWorking:
     """A locked voucher's row and balance, changed in memory as the batch decides."""

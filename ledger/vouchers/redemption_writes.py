@@ -24,7 +24,7 @@ from ledger.transfer_codes import TransferCode
 from ledger.transfers import StoredTransfer, Transfer, TransferFlags
 from ledger.vouchers.judge import Decision
 from ledger.vouchers.receipts import RedemptionOutcome
-from ledger.vouchers.redemption_context import RedemptionContext, StoredRedemption, VoucherWorking
+from ledger.vouchers.redemption_context import IdTexts, RedemptionContext, StoredRedemption, VoucherWorking
 from ledger.vouchers.requests import RedemptionRequest
 from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.states import RedemptionPhase
@@ -112,7 +112,10 @@ def write_redemptions(
                     [r.request_hash for r, _ in refused],
                 ),
             )
-        events = [_redemption_event(row, item.voucher) for row, item in zip(rows, accepted, strict=True)]
+        names = IdTexts()
+        events = [
+            _redemption_event(row, item.voucher, names) for row, item in zip(rows, accepted, strict=True)
+        ]
         events += [_refusal_event(request, result) for request, result in refused]
         append_events(connection, events)
     return [
@@ -233,13 +236,13 @@ def stored_items(items: bytes | None) -> list[tuple[str, int]]:
     return [(str(entry["code"]), int(entry["quantity"])) for entry in value]
 
 
-def _redemption_event(row: StoredRedemption, voucher: VoucherWorking) -> bytes:
+def _redemption_event(row: StoredRedemption, voucher: VoucherWorking, names: IdTexts) -> bytes:
     fields: dict[str, CanonicalValue] = {
         "id": str(row.id),
         "voucher": str(row.voucher_id),
-        "programme": str(row.programme_id),
-        "provider": str(row.provider_id),
-        "terminal": str(row.terminal_id),
+        "programme": names.of(row.programme_id),
+        "provider": names.of(row.provider_id),
+        "terminal": names.of(row.terminal_id),
         "phase": row.phase,
         "amount_tiyn": row.amount_tiyn,
         "units": row.units,
