@@ -182,7 +182,7 @@ def _apply_spend(request: RedemptionRequest, voucher: VoucherWorking, decision: 
     voucher.units_used += request.units
     for item in request.items:
         voucher.items[item.code][1] += item.quantity
-        voucher.items_changed.add(item.code)
+        voucher.items_changed |= {item.code}
     voucher.available_tiyn -= request.amount_tiyn
     if request.phase is RedemptionPhase.RESERVE:
         voucher.pending_tiyn += request.amount_tiyn
@@ -244,7 +244,7 @@ def apply_resolution(
         voucher.units_used -= reservation.units
         for code, quantity in reserved_items:
             voucher.items[code][1] -= quantity
-            voucher.items_changed.add(code)
+            voucher.items_changed |= {code}
     if voucher.state == VoucherState.ACTIVE and voucher.available_tiyn == 0 and voucher.pending_tiyn == 0:
         voucher.state = VoucherState.REDEEMED
     voucher.changed = True

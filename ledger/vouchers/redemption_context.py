@@ -91,7 +91,8 @@ class VoucherWorking:
     pending_tiyn: int
     items: dict[str, list[int]] = field(default_factory=dict)  # code → [quantity_max, quantity_used]
     changed: bool = False
-    items_changed: set[str] = field(default_factory=set)
+    # Replaced, never added to: the shared empty default costs no set per voucher (most have no items).
+    items_changed: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

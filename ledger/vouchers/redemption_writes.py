@@ -194,7 +194,7 @@ def _update_vouchers(connection: psycopg.Connection[Any], touched: Sequence[Vouc
             _UPDATE_ITEMS, ([i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
         )
         for voucher in vouchers:
-            voucher.items_changed.clear()
+            voucher.items_changed = frozenset()
 
 
 def _redemption_columns(rows: list[StoredRedemption]) -> tuple[object, ...]:
