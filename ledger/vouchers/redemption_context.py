@@ -236,7 +236,7 @@ def lock_and_load(
     providers = sorted({terminal.provider_id for terminal in context.terminals.values()})
     with connection.pipeline() as pipeline:
         connection.execute(_LOCK, (id_array,))
-        rows = connection.execute(_VOUCHERS, (id_array,))
+        rows = connection.execute(_VOUCHERS, (id_array,), binary=True)
         items = connection.execute(_ITEMS, (id_array,))
         seen = connection.execute(_SEEN, (request_array,))
         refused = connection.execute(_REFUSED, (request_array,))
