@@ -135,3 +135,43 @@ def test_only_the_canonical_base64url_spelling_decodes(text):
             alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
             other = text[:-1] + alphabet[alphabet.index(text[-1]) ^ spare]
             assert _b64url_decode(other) == _decoded_the_long_way(other)
+
+
+def test_a_remembered_token_is_judged_again_against_the_key_set_and_the_moment():
+    import dataclasses
+
+    from ledger.vouchers.keys import IssuerKey
+    from ledger.vouchers.results import RedemptionResult as R
+    from ledger.vouchers.token_checks import TokenVerifier
+
+    issued_at = CLAIMS.issued_at
+    key = IssuerKey(FIRST.key_id, FIRST.public_key, issued_at + 10, issued_at + 100, None)
+    token, forged = _token(FIRST), _token(SECOND)
+    signature = FIRST.sign(CLAIMS)
+    verifier = TokenVerifier(threads=1)
+    try:
+        for _ in range(2):  # first verified, then remembered: the same answers
+            assert verifier.check([token], {key.key_id: key}, [issued_at + 50]) == [
+                (R.ok, CLAIMS.voucher_id, FIRST.key_id, signature)
+            ]
+            assert verifier.check([forged], {key.key_id: key}, [issued_at + 50]) == [
+                (R.issuer_key_unknown, None, SECOND.key_id, b"")
+            ]
+        assert verifier.check([token], {key.key_id: key}, [issued_at + 101])[0][:2] == (
+            R.issuer_key_expired,
+            None,
+        )
+        revoked = dataclasses.replace(key, revoked_at=issued_at + 40)
+        assert verifier.check([token], {key.key_id: revoked}, [issued_at + 50])[0][:2] == (
+            R.issuer_key_revoked,
+            None,
+        )
+        assert verifier.check([token], {}, [issued_at + 50])[0][:2] == (R.issuer_key_unknown, None)
+        # A token the key never signed is refused even when one it did sign is remembered.
+        tampered = _with_footer(_token(SECOND), base64.urlsafe_b64decode(token.rpartition(".")[2] + "=="))
+        assert verifier.check([tampered], {key.key_id: key}, [issued_at + 50])[0][:2] == (
+            R.token_invalid,
+            None,
+        )
+    finally:
+        verifier.close()

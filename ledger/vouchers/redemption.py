@@ -243,12 +243,12 @@ def _find_vouchers(
         context.keys,
         [_moment(request, now) for request in with_tokens],
     )
-    for position, (result, claims, _, signature) in zip(positions, checked, strict=True):
-        if claims is None:
+    for position, (result, voucher_id, _, signature) in zip(positions, checked, strict=True):
+        if voucher_id is None:
             s_index, r_index, request = work.requests[position]
             work.refuse((s_index, r_index), request.id, result)
         else:
-            found[position] = claims.voucher_id
+            found[position] = voucher_id
             signatures[position] = signature
     for position, (s_index, r_index, request) in enumerate(work.requests):
         if request.reference_code is not None:
