@@ -229,7 +229,10 @@ def lock_and_load(
     """Round trip 2: the vouchers, locked in id order; then their balances and items; the request ids seen
     again (a racing retry of the same request may have committed while we waited for the lock); and their
     programmes: close locks taken shared, closed periods, policies, enrolments, offline totals."""
-    ids = sorted(set(voucher_ids))
+    # Id order is the lock order. Keyed by the ids' ints: UUID's own hash and < are Python calls, 10,000 of
+    # them to sort a batch of 1000.
+    unique = {voucher_id.int: voucher_id for voucher_id in voucher_ids}
+    ids = [unique[key] for key in sorted(unique)]
     if not ids:
         return
     id_array, request_array = uuid_array(ids), uuid_array(request_ids)
