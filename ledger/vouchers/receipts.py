@@ -96,7 +96,7 @@ def receipt_body(terminal_id: uuid.UUID, outcomes: Sequence[RedemptionOutcome]) 
     (tiyn, units, ledger timestamps: exact decimal both ways) and booleans. On such values json.dumps with
     sorted keys, no whitespace and ensure_ascii=False writes exactly `canonical_bytes`'s bytes: the same
     string escaper, code-point key order (which is RFC 8785's UTF-16 order below U+10000), ints by
-    `int.__repr__`, IntEnum and bool as their values. It is three times faster, and a batch of a thousand
+    `int.__repr__`, IntEnum and bool as their values. It is about twice as fast, and a batch of a thousand
     outcomes signs one receipt (tests/test_voucher_receipts.py checks the two encoders agree)."""
     names = IdTexts()
     results = [outcome_document(outcome, names) for outcome in outcomes]
