@@ -18,6 +18,7 @@ from ledger.audit.canonical import CanonicalValue, canonical_bytes, parse_canoni
 from ledger.audit.events import json_event
 from ledger.audit.inbox import append_events
 from ledger.clock import business_date
+from ledger.ids import ZERO_ID
 from ledger.results import CreateTransferResult
 from ledger.store import create_transfers
 from ledger.transfer_codes import TransferCode
@@ -126,16 +127,15 @@ def write_redemptions(
 
 def _transfer(item: Accepted, now: int) -> Transfer:
     request = item.request
-    zero = uuid.UUID(int=0)
     if item.decision is None:
         assert item.reservation is not None
         amount = (
             item.reservation.amount_tiyn if request.phase is RedemptionPhase.VOID else request.amount_tiyn
         )
         return Transfer(
-            id=request.id, debit_account_id=zero, credit_account_id=zero, amount=amount, asset=0, code=0,
-            flags=_FLAGS[request.phase], pending_id=item.reservation.id, user_data_128=request.terminal_id,
-            effective_date=business_date(now),
+            id=request.id, debit_account_id=ZERO_ID, credit_account_id=ZERO_ID, amount=amount, asset=0,
+            code=0, flags=_FLAGS[request.phase], pending_id=item.reservation.id,
+            user_data_128=request.terminal_id, effective_date=business_date(now),
         )  # fmt: skip
     decision = item.decision
     return Transfer(
