@@ -115,6 +115,22 @@ def test_a_token_signed_by_an_unknown_key_is_refused(ledger, voucher_ledger):
     _assert_refused(world, voucher, _rebuilt(request, token=forged), R.issuer_key_unknown)
 
 
+def test_a_token_the_issuer_signed_but_not_the_vouchers_own_is_refused(ledger, voucher_ledger):
+    from ledger.vouchers.tokens import parse_claims, token_text
+
+    world = build_world(ledger, voucher_ledger)
+    voucher = world.issue(100_000)
+    request = world.request(voucher)
+    claims = parse_claims(_payload(request.token))
+    # The issuer's own key, the voucher's own id, another amount: it verifies, names the voucher, and is
+    # still not the token the ledger issued for it.
+    richer = dataclasses.replace(claims, amount_tiyn=claims.amount_tiyn * 10)
+    signer = voucher_ledger.signer
+    other = token_text(richer, signer.key_id, signer.sign(richer))
+    _assert_refused(world, voucher, _rebuilt(request, token=other), R.token_does_not_match_voucher)
+    assert world.redeem(_rebuilt(request, id=new_id()))[0].result is R.ok
+
+
 def _payload(token: str) -> bytes:
     import base64
 

@@ -7,6 +7,7 @@ ones (validity, key windows, service days and the policy version in force are ju
 """
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Final
@@ -36,6 +37,9 @@ _STATE_REFUSALS: Final = {
 # Refusals that, for an offline redemption uploaded late, mean the value was already spent.
 _SPENT: Final = frozenset({R.voucher_redeemed, R.insufficient_balance})
 RESERVATION_MARGIN_NS: Final = 2_000_000_000
+# A batch's online requests are all judged at the ledger's one "now": its business day is worked out once
+# (a pure function of the timestamp; 2 us through the time zone each time).
+_business_day: Final = functools.lru_cache(maxsize=256)(business_date)
 
 
 @dataclass(slots=True)
@@ -93,7 +97,7 @@ def _judge_voucher_and_provider(
     policy = versions.at(moment) if versions is not None else None
     if policy is None or not policy.allows_provider(terminal.category, terminal.provider_id):
         return R.provider_category_not_allowed, None
-    day = business_date(moment)
+    day = _business_day(moment)
     if not policy.in_window(day):
         return R.outside_programme_window, None
     if not policy.is_service_day(day):
@@ -182,7 +186,7 @@ def _apply_spend(request: RedemptionRequest, voucher: VoucherWorking, decision: 
     voucher.units_used += request.units
     for item in request.items:
         voucher.items[item.code][1] += item.quantity
-        voucher.items_changed.add(item.code)
+        voucher.items_changed |= {item.code}
     voucher.available_tiyn -= request.amount_tiyn
     if request.phase is RedemptionPhase.RESERVE:
         voucher.pending_tiyn += request.amount_tiyn
@@ -244,7 +248,7 @@ def apply_resolution(
         voucher.units_used -= reservation.units
         for code, quantity in reserved_items:
             voucher.items[code][1] -= quantity
-            voucher.items_changed.add(code)
+            voucher.items_changed |= {code}
     if voucher.state == VoucherState.ACTIVE and voucher.available_tiyn == 0 and voucher.pending_tiyn == 0:
         voucher.state = VoucherState.REDEEMED
     voucher.changed = True

@@ -31,14 +31,16 @@ PASERK writes keys as strings::
 
 The last is a key id: it names a public key without revealing it.
 
-Map: :func:`sign_v4_public`, :func:`verify_v4_public`, :func:`read_footer`, :func:`pre_auth_encode`;
-:func:`keypair_from_seed`; :func:`encode_k4_public`, :func:`decode_k4_public`, :func:`encode_k4_secret`,
-:func:`decode_k4_secret`, :func:`k4_pid`. Errors: :class:`TokenError` (a presented token is refused) and
-:class:`KeyFormatError` (key bytes or a PASERK string are wrong). v4.local (encrypted tokens) is deliberately
-absent: a voucher is signed, never encrypted, and a v4.local token is refused as "not v4.public".
+Map: :func:`sign_v4_public`, :func:`verify_v4_public`, :func:`read_footer` (:func:`footer_segment` then
+:func:`decode_footer`), :func:`pre_auth_encode`; :func:`keypair_from_seed`; :func:`encode_k4_public`,
+:func:`decode_k4_public`, :func:`encode_k4_secret`, :func:`decode_k4_secret`, :func:`k4_pid`. Errors:
+:class:`TokenError` (a presented token is refused) and :class:`KeyFormatError` (key bytes or a PASERK string
+are wrong). v4.local (encrypted tokens) is deliberately absent: a voucher is signed, never encrypted, and a
+v4.local token is refused as "not v4.public".
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -69,6 +71,10 @@ K4_PID_PREFIX: Final = "k4.pid."
 K4_PID_DIGEST_BYTES: Final = 33  # BLAKE2b-264: 33 bytes encode to 44 base64url characters with no padding
 
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_SEXTETS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+# By length mod 4: the last character's bits that carry no data (2 characters hold 1 byte, 3 hold 2).
+_UNUSED_BITS: Final = (0, 0, 0b1111, 0b11)
 _HEADER_SHAPE: Final = re.compile(r"[a-z0-9]{1,8}\.[a-z0-9-]{1,16}\.")
 _TOP_BIT_CLEAR: Final = 0x7FFF_FFFF_FFFF_FFFF
 
@@ -104,10 +110,12 @@ class KeyFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
-    """What a verified token carries. The payload is authentic; what it *means* is the caller's to check."""
+    """What a verified token carries. The payload is authentic; what it *means* is the caller's to check. The
+    signature that proved it is kept too: a verifier may compare it with one it stored."""
 
     payload: bytes
     footer: bytes
+    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +200,7 @@ def verify_v4_public(
         raise TokenError(
             TokenErrorReason.invalid_signature, "the token signature does not verify with this key"
         ) from None
-    return VerifiedToken(payload=payload, footer=found_footer)
+    return VerifiedToken(payload=payload, footer=found_footer, signature=signature)
 
 
 def read_footer(token: str) -> bytes:
@@ -201,7 +209,18 @@ def read_footer(token: str) -> bytes:
     Untrusted: use it only to choose the key to verify with (our footer names the issuer key by ``k4.pid``),
     then pass that key to :func:`verify_v4_public`, which checks the footer as part of the signature.
     """
-    _, footer_text = _split(token)
+    return decode_footer(footer_segment(token))
+
+
+def footer_segment(token: str) -> str:
+    """The footer as it travels (base64url text, ``""`` if none), unverified and undecoded: a verifier that
+    sees many tokens of one key can remember what it learnt from one footer string. Raises
+    :class:`TokenError` for a token not shaped like v4.public."""
+    return _split(token)[1]
+
+
+def decode_footer(footer_text: str) -> bytes:
+    """The footer bytes of a footer segment; raises :class:`TokenError` unless canonical base64url."""
     return _decode_footer(footer_text)
 
 
@@ -260,8 +279,11 @@ def _b64url_decode(text: str) -> bytes | None:
     # character; either would let one token have several spellings, so only the canonical one is accepted.
     if len(text) % 4 == 1 or _BASE64URL.fullmatch(text) is None:
         return None
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    return data if _b64url_encode(data) == text else None
+    # Only the alphabet is left, so the one other spelling of the same bytes sets the last character's
+    # unused low bits; refusing those is the re-encode-and-compare check without re-encoding the token.
+    if text and _SEXTETS.index(text[-1]) & _UNUSED_BITS[len(text) % 4]:
+        return None
+    return binascii.a2b_base64(text.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-len(text) % 4))
 
 
 def _split(token: str) -> tuple[str, str]:

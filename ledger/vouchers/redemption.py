@@ -37,7 +37,6 @@ from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.signing import Purpose
 from ledger.vouchers.states import RedemptionPhase
 from ledger.vouchers.token_checks import TokenVerifier
-from ledger.vouchers.tokens import token_signature
 
 R = RedemptionResult
 # An online request's own clock may differ from the ledger's by this much.
@@ -99,14 +98,14 @@ def redeem(
         reserved_ids=[request.reserved_id for _, _, request in parsed if request.reserved_id is not None],
     )
     _check_submissions(submissions, context, verifier, now, work)
-    live = [(s, r, request) for s, r, request in parsed if work.outcomes[s][r] is None]
+    live = [entry for entry in parsed if work.outcomes[entry[0]][entry[1]] is None]
     work.requests = _check_requests(live, context, now, work)
-    vouchers = _find_vouchers(work, context, verifier, now)
+    vouchers, signatures = _find_vouchers(work, context, verifier, now)
     offline_days = sorted({_day(request, now) for _, _, request in work.requests if request.offline})
     request_ids = [request.id for _, _, request in work.requests]
     lock_and_load(connection, context, vouchers.values(), request_ids, offline_days)
     _recheck_idempotency(work, context)
-    accepted = _judge_all(work, vouchers, context, now)
+    accepted = _judge_all(work, vouchers, signatures, context, now)
     refused = [
         (request, outcome.result)
         for s_index, r_index, request in parsed
@@ -232,21 +231,25 @@ def _recheck_idempotency(work: _Work, context: RedemptionContext) -> None:
 
 def _find_vouchers(
     work: _Work, context: RedemptionContext, verifier: TokenVerifier, now: int
-) -> dict[int, uuid.UUID]:
-    """Position in work.requests → voucher id, for requests whose token, code or reservation names one."""
+) -> tuple[dict[int, uuid.UUID], dict[int, bytes]]:
+    """Position in work.requests → voucher id, for requests whose token, code or reservation names one; and
+    → the signature of the verified token that named it."""
     found: dict[int, uuid.UUID] = {}
-    with_tokens = [(i, r) for i, (_, _, r) in enumerate(work.requests) if r.token is not None]
+    signatures: dict[int, bytes] = {}
+    positions = [i for i, (_, _, r) in enumerate(work.requests) if r.token is not None]
+    with_tokens = [work.requests[i][2] for i in positions]
     checked = verifier.check(
-        [request.token for _, request in with_tokens if request.token is not None],
+        [request.token for request in with_tokens if request.token is not None],
         context.keys,
-        [_moment(request, now) for _, request in with_tokens],
+        [_moment(request, now) for request in with_tokens],
     )
-    for (position, _), (result, claims, _) in zip(with_tokens, checked, strict=True):
-        if claims is None:
+    for position, (result, voucher_id, _, signature) in zip(positions, checked, strict=True):
+        if voucher_id is None:
             s_index, r_index, request = work.requests[position]
             work.refuse((s_index, r_index), request.id, result)
         else:
-            found[position] = claims.voucher_id
+            found[position] = voucher_id
+            signatures[position] = signature
     for position, (s_index, r_index, request) in enumerate(work.requests):
         if request.reference_code is not None:
             code = normalise_reference_code(request.reference_code)
@@ -257,11 +260,15 @@ def _find_vouchers(
                 found[position] = voucher_id
         elif request.reserved_id is not None and request.reserved_id in context.reservations:
             found[position] = context.reservations[request.reserved_id].voucher_id
-    return found
+    return found, signatures
 
 
 def _judge_all(
-    work: _Work, vouchers: dict[int, uuid.UUID], context: RedemptionContext, now: int
+    work: _Work,
+    vouchers: dict[int, uuid.UUID],
+    signatures: dict[int, bytes],
+    context: RedemptionContext,
+    now: int,
 ) -> list[Accepted]:
     accepted: list[Accepted] = []
     for position, (s_index, r_index, request) in enumerate(work.requests):
@@ -270,7 +277,8 @@ def _judge_all(
         if request.phase in (RedemptionPhase.POST, RedemptionPhase.VOID):
             result, item = _judge_resolution(request, (s_index, r_index), context, now)
         else:
-            result, item = _judge_spend(request, (s_index, r_index), vouchers.get(position), context, now)
+            voucher_id, signature = vouchers.get(position), signatures.get(position)
+            result, item = _judge_spend(request, (s_index, r_index), voucher_id, signature, context, now)
         if item is None:
             work.refuse((s_index, r_index), request.id, result)
         else:
@@ -296,13 +304,17 @@ def _judge_spend(
     request: RedemptionRequest,
     place: tuple[int, int],
     voucher_id: uuid.UUID | None,
+    signature: bytes | None,
     context: RedemptionContext,
     now: int,
 ) -> tuple[R, Accepted | None]:
+    """`signature`: that of the verified token that named the voucher (None when no token did)."""
     voucher = context.vouchers.get(voucher_id) if voucher_id is not None else None
     if voucher is None:
         return R.voucher_not_found, None
-    if request.token is not None and not _is_current_token(request.token, voucher.token_signature):
+    # The presented token carries the signature stored for the voucher: it is the token the ledger issued
+    # for it (the Ed25519 check already proved the issuer signed it).
+    if request.token is not None and signature != voucher.token_signature:
         return R.token_does_not_match_voucher, None
     terminal = context.terminals[request.terminal_id]
     result, decision = judge_new_spend(request, voucher, terminal, context, _moment(request, now))
@@ -317,12 +329,6 @@ def _judge_spend(
         )  # fmt: skip
         context.deadlines[request.id] = now + decision.policy.reservation_timeout_s * 1_000_000_000
     return R.ok, Accepted(place, request, voucher, decision, None)
-
-
-def _is_current_token(token: str, signature: bytes) -> bool:
-    """The presented token carries the signature stored for the voucher: it is the token the ledger issued
-    for it (the Ed25519 check already proved the issuer signed it)."""
-    return token_signature(token) == signature
 
 
 def _moment(request: RedemptionRequest, now: int) -> int:

@@ -53,6 +53,17 @@ class StoredRedemption(NamedTuple):
     timestamp: int
 
 
+class IdTexts(dict[int, str]):
+    """Ids written as text, remembered for one batch: its redemptions share their terminals, providers and
+    programmes, and str() of a UUID costs four times a lookup by its int."""
+
+    def of(self, id_: uuid.UUID) -> str:
+        text = self.get(id_.int)
+        if text is None:
+            text = self[id_.int] = str(id_)
+        return text
+
+
 @dataclass(slots=True)
 class VoucherWorking:
     """A locked voucher's row and balance, changed in memory as the batch decides."""
@@ -80,7 +91,8 @@ class VoucherWorking:
     pending_tiyn: int
     items: dict[str, list[int]] = field(default_factory=dict)  # code → [quantity_max, quantity_used]
     changed: bool = False
-    items_changed: set[str] = field(default_factory=set)
+    # Replaced, never added to: the shared empty default costs no set per voucher (most have no items).
+    items_changed: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -217,14 +229,17 @@ def lock_and_load(
     """Round trip 2: the vouchers, locked in id order; then their balances and items; the request ids seen
     again (a racing retry of the same request may have committed while we waited for the lock); and their
     programmes: close locks taken shared, closed periods, policies, enrolments, offline totals."""
-    ids = sorted(set(voucher_ids))
+    # Id order is the lock order. Keyed by the ids' ints: UUID's own hash and < are Python calls, 10,000 of
+    # them to sort a batch of 1000.
+    unique = {voucher_id.int: voucher_id for voucher_id in voucher_ids}
+    ids = [unique[key] for key in sorted(unique)]
     if not ids:
         return
     id_array, request_array = uuid_array(ids), uuid_array(request_ids)
     providers = sorted({terminal.provider_id for terminal in context.terminals.values()})
     with connection.pipeline() as pipeline:
         connection.execute(_LOCK, (id_array,))
-        rows = connection.execute(_VOUCHERS, (id_array,))
+        rows = connection.execute(_VOUCHERS, (id_array,), binary=True)
         items = connection.execute(_ITEMS, (id_array,))
         seen = connection.execute(_SEEN, (request_array,))
         refused = connection.execute(_REFUSED, (request_array,))

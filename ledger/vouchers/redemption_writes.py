@@ -18,13 +18,14 @@ from ledger.audit.canonical import CanonicalValue, canonical_bytes, parse_canoni
 from ledger.audit.events import json_event
 from ledger.audit.inbox import append_events
 from ledger.clock import business_date
+from ledger.ids import ZERO_ID
 from ledger.results import CreateTransferResult
 from ledger.store import create_transfers
 from ledger.transfer_codes import TransferCode
 from ledger.transfers import StoredTransfer, Transfer, TransferFlags
 from ledger.vouchers.judge import Decision
 from ledger.vouchers.receipts import RedemptionOutcome
-from ledger.vouchers.redemption_context import RedemptionContext, StoredRedemption, VoucherWorking
+from ledger.vouchers.redemption_context import IdTexts, RedemptionContext, StoredRedemption, VoucherWorking
 from ledger.vouchers.requests import RedemptionRequest
 from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.states import RedemptionPhase
@@ -112,7 +113,10 @@ def write_redemptions(
                     [r.request_hash for r, _ in refused],
                 ),
             )
-        events = [_redemption_event(row, item.voucher) for row, item in zip(rows, accepted, strict=True)]
+        names = IdTexts()
+        events = [
+            _redemption_event(row, item.voucher, names) for row, item in zip(rows, accepted, strict=True)
+        ]
         events += [_refusal_event(request, result) for request, result in refused]
         append_events(connection, events)
     return [
@@ -123,16 +127,15 @@ def write_redemptions(
 
 def _transfer(item: Accepted, now: int) -> Transfer:
     request = item.request
-    zero = uuid.UUID(int=0)
     if item.decision is None:
         assert item.reservation is not None
         amount = (
             item.reservation.amount_tiyn if request.phase is RedemptionPhase.VOID else request.amount_tiyn
         )
         return Transfer(
-            id=request.id, debit_account_id=zero, credit_account_id=zero, amount=amount, asset=0, code=0,
-            flags=_FLAGS[request.phase], pending_id=item.reservation.id, user_data_128=request.terminal_id,
-            effective_date=business_date(now),
+            id=request.id, debit_account_id=ZERO_ID, credit_account_id=ZERO_ID, amount=amount, asset=0,
+            code=0, flags=_FLAGS[request.phase], pending_id=item.reservation.id,
+            user_data_128=request.terminal_id, effective_date=business_date(now),
         )  # fmt: skip
     decision = item.decision
     return Transfer(
@@ -191,7 +194,7 @@ def _update_vouchers(connection: psycopg.Connection[Any], touched: Sequence[Vouc
             _UPDATE_ITEMS, ([i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
         )
         for voucher in vouchers:
-            voucher.items_changed.clear()
+            voucher.items_changed = frozenset()
 
 
 def _redemption_columns(rows: list[StoredRedemption]) -> tuple[object, ...]:
@@ -233,13 +236,13 @@ def stored_items(items: bytes | None) -> list[tuple[str, int]]:
     return [(str(entry["code"]), int(entry["quantity"])) for entry in value]
 
 
-def _redemption_event(row: StoredRedemption, voucher: VoucherWorking) -> bytes:
+def _redemption_event(row: StoredRedemption, voucher: VoucherWorking, names: IdTexts) -> bytes:
     fields: dict[str, CanonicalValue] = {
         "id": str(row.id),
         "voucher": str(row.voucher_id),
-        "programme": str(row.programme_id),
-        "provider": str(row.provider_id),
-        "terminal": str(row.terminal_id),
+        "programme": names.of(row.programme_id),
+        "provider": names.of(row.provider_id),
+        "terminal": names.of(row.terminal_id),
         "phase": row.phase,
         "amount_tiyn": row.amount_tiyn,
         "units": row.units,

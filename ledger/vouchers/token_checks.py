@@ -4,6 +4,7 @@ issued for that voucher. A verified token is remembered (bounded LRU keyed by th
 voucher shown every school day is verified once per process, not every day."""
 
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,21 +14,26 @@ from ledger.vouchers.keys import IssuerKey
 from ledger.vouchers.paseto import TokenError
 from ledger.vouchers.results import RedemptionResult
 from ledger.vouchers.signing import Purpose, verify_message
-from ledger.vouchers.tokens import VoucherClaims, token_key_id, verify_token
+from ledger.vouchers.tokens import token_key_id, verify_token_signed
 
 VERIFIED_TOKENS_MAX: Final = 100_000
 # Below this many tokens a thread hand-off costs more than it saves.
 PARALLEL_TOKENS_MIN: Final = 16
 
 R = RedemptionResult
-Checked = tuple[RedemptionResult, VoucherClaims | None, str]
+# (result, the voucher id when ok, key id, the token's signature when ok)
+Checked = tuple[RedemptionResult, uuid.UUID | None, str, bytes]
+# What is remembered of a verified token: voucher id, issued at (ledger ns), key id, signature. Only what
+# redeeming needs, not the whole claims: every remembered object is one more for each full collection to
+# scan, and 100,000 tokens' claims (with their programme ids) were 400,000 of them.
+_Verified = tuple[uuid.UUID, int, str, bytes]
 
 
 class TokenVerifier:
     def __init__(self, threads: int = 2) -> None:
         assert threads >= 1
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="token-verify")
-        self._verified: OrderedDict[str, tuple[VoucherClaims, str]] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -36,7 +42,8 @@ class TokenVerifier:
     def check(
         self, tokens: Sequence[str], keys: dict[str, IssuerKey], moment: Sequence[int]
     ) -> list[Checked]:
-        """(result, claims, key id) per token: the signature and the key's windows at each moment."""
+        """(result, voucher id, key id, signature) per token: the signature, the claims and the key's windows
+        at each moment."""
         if len(tokens) >= PARALLEL_TOKENS_MIN:
             half = len(tokens) // 2
             first = self._pool.submit(self._check_all, tokens[:half], keys, moment[:half])
@@ -65,25 +72,27 @@ class TokenVerifier:
             try:
                 key_id = token_key_id(token)
             except TokenError:
-                return R.token_invalid, None, ""
+                return R.token_invalid, None, "", b""
             key = keys.get(key_id)
             if key is None:
-                return R.issuer_key_unknown, None, key_id
+                return R.issuer_key_unknown, None, key_id, b""
             try:
-                claims = verify_token(key.public_key, token)
+                claims, signature = verify_token_signed(key.public_key, token)
             except TokenError:
-                return R.token_invalid, None, key_id
-            known = (claims, key_id)
+                return R.token_invalid, None, key_id, b""
+            known = (claims.voucher_id, claims.issued_at, key_id, signature)
             with self._lock:
                 self._verified[token] = known
                 if len(self._verified) > VERIFIED_TOKENS_MAX:
                     self._verified.popitem(last=False)
-        claims, key_id = known
+        voucher_id, issued_at, key_id, signature = known
         key = keys.get(key_id)
         if key is None:  # removed from the key set since it was cached: never honoured again
-            return R.issuer_key_unknown, None, key_id
-        result = key.judge(claims.issued_at, moment)
-        return result, (claims if result is R.ok else None), key_id
+            return R.issuer_key_unknown, None, key_id, b""
+        result = key.judge(issued_at, moment)
+        if result is not R.ok:
+            return result, None, key_id, b""
+        return result, voucher_id, key_id, signature
 
 
 def _verify_all(messages: Sequence[tuple[bytes, Purpose, bytes, bytes]]) -> list[bool]:

@@ -30,9 +30,10 @@ from ledger.vouchers.paseto import (
     KeyPair,
     TokenError,
     TokenErrorReason,
+    decode_footer,
+    footer_segment,
     k4_pid,
     pre_auth_encode,
-    read_footer,
     verify_v4_public,
 )
 from ledger.vouchers.policy import NO_LIMIT
@@ -154,7 +155,15 @@ def _encoded_footer(key_id: str) -> str:
 
 def token_key_id(token: str) -> str:
     """The issuer key id from the footer, read before verifying (to pick the key); raises TokenError."""
-    footer = read_footer(token)
+    return _footer_key_id(footer_segment(token))
+
+
+# Every token of an issuer key carries the same footer, so it is decoded and parsed once per key, not per
+# token. The key id is a function of the footer text alone and a refusal raises (lru_cache never stores
+# it), so a remembered footer yields exactly what reading it again would; another footer is another entry.
+@functools.lru_cache(maxsize=64)
+def _footer_key_id(footer_text: str) -> str:
+    footer = decode_footer(footer_text)
     try:
         value = parse_canonical(footer)
     except ValueError:
@@ -164,20 +173,17 @@ def token_key_id(token: str) -> str:
     return value["kid"]
 
 
-def token_signature(token: str) -> bytes:
-    """The 64 signature bytes inside a token, unverified (b"" if the token is not shaped like one)."""
-    body = token[len(HEADER) :].partition(".")[0] if token.startswith(HEADER) else ""
-    try:
-        return _b64url_decode(body)[-SIGNATURE_BYTES:] if body else b""
-    except ValueError:
-        return b""
-
-
 def verify_token(public_key: bytes, token: str) -> VoucherClaims:
     """Verify the signature and read the claims; raises TokenError (bad signature, malformed claims)."""
+    return verify_token_signed(public_key, token)[0]
+
+
+def verify_token_signed(public_key: bytes, token: str) -> tuple[VoucherClaims, bytes]:
+    """`verify_token`, and the 64-byte signature it checked (what the voucher row stores), so the token is
+    decoded once."""
     verified = verify_v4_public(public_key, token)
     try:
-        return parse_claims(verified.payload)
+        return parse_claims(verified.payload), verified.signature
     except (ValueError, KeyError, TypeError) as error:
         raise TokenError(
             TokenErrorReason.malformed, f"the token's claims are not a voucher's: {error}"
@@ -219,6 +225,9 @@ def _rfc3339(seconds: int) -> str:
     return timestamp_to_datetime(seconds * NANOSECONDS_PER_SECOND).strftime(_TIME_FORMAT)
 
 
+# Tokens issued together share their times (issued-at within a second or two, the programme's validity
+# bounds); the result is a function of the text alone, and a refusal raises and is never remembered.
+@functools.lru_cache(maxsize=4096)
 def _seconds(text: str) -> int:
     """Whole seconds of an RFC 3339 UTC time written as `_rfc3339` writes it (anything else is refused)."""
     if len(text) != 20 or text[-1] != "Z":
