@@ -146,12 +146,18 @@ SELECT id, CASE WHEN timeout_s > 0 THEN "timestamp" + timeout_s::bigint * 100000
 # whatever the transaction that held the lock before us committed (a join in the locking statement
 # would re-check only the locked table's row and could return a stale balance).
 _LOCK = "SELECT id FROM vouchers WHERE id = ANY(%b::uuid[]) ORDER BY id FOR UPDATE"
+# Each voucher's account by a LATERAL probe of its primary key (LIMIT 1 keeps the planner from turning it
+# back into a join): a plain join let stale statistics (a table not analysed since a bulk issuance) pick a
+# hash join over a sequential scan of every account, 7 ms per batch at 30,000 accounts and growing with
+# the ledger.
 _VOUCHERS = """
 SELECT v.id, v.programme_id, v.state, v.amount_tiyn, v.units_max, v.not_before, v.expires_at,
        v.period_uses_max, v.period_tiyn_max, v.period_units_max, v.period_start, v.usage_count, v.usage_tiyn,
-       v.usage_units, v.units_used, v.issuer_key_id, v.token_signature, a.asset,
-       a.credits_posted - a.debits_posted - a.debits_pending, a.debits_pending
-  FROM vouchers v JOIN accounts a ON a.id = v.id
+       v.usage_units, v.units_used, v.issuer_key_id, v.token_signature, a.asset, a.available, a.debits_pending
+  FROM vouchers v
+ CROSS JOIN LATERAL (
+       SELECT asset, credits_posted - debits_posted - debits_pending AS available, debits_pending
+         FROM accounts WHERE id = v.id LIMIT 1) a
  WHERE v.id = ANY(%b::uuid[])
 """
 _ITEMS = """
