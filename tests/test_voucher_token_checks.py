@@ -99,7 +99,10 @@ def _fields(claims: VoucherClaims) -> dict[str, object]:
     return {name: getattr(claims, name) for name in VoucherClaims.__slots__}
 
 
-@pytest.mark.parametrize("bad", ["2026-13-01T00:00:00Z", "2026-01-01T00:00:00+", "2026-01-01T00:00:00"])
+@pytest.mark.parametrize(
+    "bad",
+    ["2026-13-01T00:00:00Z", "2026-01-01T00:00:00+", "2026-01-01T00:00:00", "2026-01-01 00:00:00Z"],
+)
 def test_a_time_not_written_as_issued_is_refused_every_time(bad):
     import json
 
@@ -173,5 +176,28 @@ def test_a_remembered_token_is_judged_again_against_the_key_set_and_the_moment()
             R.token_invalid,
             None,
         )
+    finally:
+        verifier.close()
+
+
+def test_the_verified_tokens_kept_are_the_ones_shown_lately(monkeypatch):
+    """A meal voucher shown every school day stays verified while tokens seen once make room."""
+    from ledger.vouchers import token_checks
+    from ledger.vouchers.keys import IssuerKey
+    from ledger.vouchers.token_checks import TokenVerifier
+
+    monkeypatch.setattr(token_checks, "VERIFIED_TOKENS_MAX", 2)
+    issued_at = CLAIMS.issued_at
+    key = IssuerKey(FIRST.key_id, FIRST.public_key, issued_at + 10, issued_at + 100, None)
+    daily = _token(FIRST)
+    others = [
+        _token(FIRST, VoucherClaims(**{**_fields(CLAIMS), "amount_tiyn": CLAIMS.amount_tiyn + n}))
+        for n in (1, 2)
+    ]
+    verifier = TokenVerifier(threads=1)
+    try:
+        for token in [daily, others[0], daily, others[1]]:
+            verifier.check([token], {key.key_id: key}, [issued_at + 50])
+        assert list(verifier._verified) == [daily, others[1]]
     finally:
         verifier.close()

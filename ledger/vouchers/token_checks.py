@@ -68,6 +68,8 @@ class TokenVerifier:
     def _check_one(self, token: str, keys: dict[str, IssuerKey], moment: int) -> Checked:
         with self._lock:
             known = self._verified.get(token)
+            if known is not None:  # least recently used goes first: a voucher shown daily stays
+                self._verified.move_to_end(token)
         if known is None:
             try:
                 key_id = token_key_id(token)

@@ -232,7 +232,11 @@ def _seconds(text: str) -> int:
     """Whole seconds of an RFC 3339 UTC time written as `_rfc3339` writes it (anything else is refused)."""
     if len(text) != 20 or text[-1] != "Z":
         raise ValueError(f"not a UTC time YYYY-MM-DDTHH:MM:SSZ: {text!r}")
-    return int(dt.datetime.fromisoformat(text).timestamp())
+    seconds = int(dt.datetime.fromisoformat(text).timestamp())
+    # fromisoformat also takes a space for the T (and other ISO 8601 shapes): one time, one spelling.
+    if _rfc3339(seconds) != text:
+        raise ValueError(f"not a UTC time YYYY-MM-DDTHH:MM:SSZ: {text!r}")
+    return seconds
 
 
 def _b64url(data: bytes) -> str:
