@@ -1,6 +1,7 @@
 """`amiyan`: the command line. Settings are read once here and passed down."""
 
 import json
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -183,7 +184,15 @@ def _safe_name(text: str) -> str:
 
 
 def main() -> None:
+    # SIGTERM (docker stop, systemd, kill) ends the process like Ctrl-C does: `finally` blocks and exit
+    # handlers run, so pools close and an embedded PostgreSQL this process started is stopped. Python's
+    # default is to die on the spot; uvicorn hands the signal back once it has shut down gracefully.
+    signal.signal(signal.SIGTERM, _end_on_request)
     app()
+
+
+def _end_on_request(signal_number: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

