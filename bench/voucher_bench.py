@@ -1,14 +1,16 @@
 """Voucher benchmark (not a test): issuance and redemption through the core, with every check on.
 
-    .venv/bin/python bench/voucher_bench.py [--vouchers 60000] [--batch 1000] [--single 6000]
+    .venv/bin/python bench/voucher_bench.py [--vouchers 60000] [--batch 1000] [--single 6000] [--processes 2]
 
 Runs against AMIYAN_DATABASE_URL, else the embedded server, in a fresh scratch database. One programme
 (canteens, partial redemption, per-use cap), 16 canteens with a terminal each. Measures:
-- issue_per_s: vouchers issued through `VoucherLedger.issue` in batches (tokens signed, accounts opened,
-  fund → voucher transfers, voucher rows, audit events);
+- issue_per_s: vouchers issued through `VoucherLedger.issue` in batches from 2 threads (tokens signed,
+  accounts opened, fund → voucher transfers, voucher rows, audit events);
 - batch_redemptions_per_s: terminals' signed batches of B requests, each for a different voucher, through
-  `VoucherLedger.redeem` from 2 threads (terminal signature, Ed25519 token check, key windows, locks, policy,
-  limits, balance, ledger transfer, redemption rows, receipts);
+  `VoucherLedger.redeem` in 2 processes, as `amiyan serve --workers 2` redeems them (one process holds one
+  GIL: in one process, `--processes 0`, two threads reach about four fifths of it). Every check is on:
+  terminal signature, Ed25519 token check, key windows, locks, policy, limits, balance, ledger transfer,
+  redemption rows, audit events, receipts;
 - single_redemptions_per_s: 32 clients each sending one signed request at a time, coalesced into shared
   transactions (`RedemptionCoalescer`), as the HTTP API does.
 Terminals sign their requests before the clock starts: that work happens on their own devices.
@@ -17,6 +19,7 @@ Every result is checked `ok`. The last line is exactly
 """
 
 import argparse
+import multiprocessing
 import os
 import sys
 import threading
@@ -25,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import nacl.bindings
+from psycopg_pool import ConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -135,7 +139,11 @@ def signed_request(terminal: tuple[uuid.UUID, bytes], token: str) -> RedemptionR
     return parse_request_bytes(request_bytes(request))
 
 
-def bench_batches(vouchers: VoucherLedger, terminals: list, tokens: list[str], batch: int) -> int:
+def bench_batches(
+    url: str, issuer_seed: bytes, terminals: list, tokens: list[str], batch: int, processes: int
+) -> int:
+    """Terminals' signed batches, redeemed by `processes` processes (as `amiyan serve --workers N` runs
+    them, each with its own pool and token verifier; 0: two threads of this process)."""
     submissions = []
     for i in range(0, len(tokens), batch):
         terminal = terminals[(i // batch) % len(terminals)]
@@ -145,16 +153,66 @@ def bench_batches(vouchers: VoucherLedger, terminals: list, tokens: list[str], b
         submissions.append(
             Submission(terminal[0], tuple(requests), body, signature, Purpose.REDEMPTION_BATCH)
         )
-    failures: list[str] = []
-
-    def worker(n: int) -> None:
-        for submission in submissions[n::2]:
-            [(outcomes, _)] = vouchers.redeem([submission])
-            failures.extend(o.result.name for o in outcomes if o.result is not RedemptionResult.ok)
-
-    elapsed = _run_threads(2, worker)
+    if processes == 0:
+        vouchers, pool = _batch_ledger(url, issuer_seed)
+        failures: list[str] = []
+        elapsed = _run_threads(2, lambda n: failures.extend(_redeem_all(vouchers, submissions[n::2])))
+        vouchers.close()
+        pool.close()
+    else:
+        elapsed, failures = _run_processes(url, issuer_seed, submissions, processes)
     assert not failures, failures[:3]
     return int(len(tokens) / elapsed)
+
+
+def _batch_ledger(url: str, issuer_seed: bytes) -> tuple[VoucherLedger, ConnectionPool]:
+    pool = create_pool(url, Settings().database_role, size_max=4)
+    return VoucherLedger(UnitOfWork(pool), IssuerSigner(keypair_from_seed(issuer_seed))), pool
+
+
+def _redeem_all(vouchers: VoucherLedger, submissions: list[Submission]) -> list[str]:
+    failures: list[str] = []
+    for submission in submissions:
+        [(outcomes, _)] = vouchers.redeem([submission])
+        failures.extend(o.result.name for o in outcomes if o.result is not RedemptionResult.ok)
+    return failures
+
+
+def _run_processes(
+    url: str, issuer_seed: bytes, submissions: list[Submission], processes: int
+) -> tuple[float, list[str]]:
+    """Each process gets its share (pickled before the clock), connects, and waits at the barrier; the
+    clock runs from the barrier until the last process has answered."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes + 1)
+    answers = context.Queue()
+    workers = [
+        context.Process(
+            target=_batch_process, args=(url, issuer_seed, submissions[n::processes], barrier, answers)
+        )
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait(timeout=120)
+    started = time.perf_counter()
+    failures: list[str] = [failure for _ in workers for failure in answers.get(timeout=600)]
+    elapsed = time.perf_counter() - started
+    for worker in workers:
+        worker.join(30)
+    return elapsed, failures
+
+
+def _batch_process(url: str, issuer_seed: bytes, submissions: list, barrier, answers) -> None:
+    configure_logging("json", "warning")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    vouchers, pool = _batch_ledger(url, issuer_seed)
+    pool.wait()  # connected before the clock starts
+    quiet_garbage_collector()
+    barrier.wait(timeout=120)
+    answers.put(_redeem_all(vouchers, submissions))
+    vouchers.close()
+    pool.close()
 
 
 def bench_single(vouchers: VoucherLedger, terminals: list, tokens: list[str]) -> int:
@@ -200,6 +258,9 @@ def main() -> None:
         "--batch", type=int, default=1000, help="requests per batch (and vouchers per issue call)"
     )
     parser.add_argument("--single", type=int, default=6_000, help="single redemptions (32 clients)")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="processes redeeming batches (0: two threads of one)"
+    )
     args = parser.parse_args()
     configure_logging("json", "warning")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the service runs (api/serving.py)
@@ -209,12 +270,15 @@ def main() -> None:
         pool = create_pool(url, settings.database_role, size_max=40)
         unit_of_work = UnitOfWork(pool)
         ledger = Ledger(unit_of_work)
-        vouchers = VoucherLedger(unit_of_work, IssuerSigner(keypair_from_seed(os.urandom(32))))
+        issuer_seed = os.urandom(32)
+        vouchers = VoucherLedger(unit_of_work, IssuerSigner(keypair_from_seed(issuer_seed)))
         programme, terminals = setup(ledger, vouchers)
         quiet_garbage_collector()  # as `amiyan serve` runs the core
         issue_per_s, tokens = bench_issue(vouchers, programme, args.vouchers + args.single, args.batch)
         print(f"issued {len(tokens)} vouchers: {issue_per_s}/s", flush=True)
-        batch_per_s = bench_batches(vouchers, terminals, tokens[: args.vouchers], args.batch)
+        batch_per_s = bench_batches(
+            url, issuer_seed, terminals, tokens[: args.vouchers], args.batch, args.processes
+        )
         print(f"batch redemptions: {batch_per_s}/s", flush=True)
         single_per_s = bench_single(vouchers, terminals, tokens[args.vouchers :])
         print(f"single redemptions (32 clients): {single_per_s}/s", flush=True)
