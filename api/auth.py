@@ -6,8 +6,9 @@ A route reads as its signature::
 
 * `CurrentPrincipal`: any valid credential (an API key or an OAuth2 access token, both as
   ``Authorization: Bearer …``), after its rate limit is charged. Missing, malformed, unknown, expired or
-  revoked → 401 problem with ``WWW-Authenticate: Bearer``. An API key verified in the database is
-  remembered for `api_key_remember_s` (`VerifiedKeys`), so a revocation takes effect within that time.
+  revoked → 401 problem with ``WWW-Authenticate: Bearer``. A credential found usable in the database
+  (an API key, or the client behind an access token) is remembered for `api_key_remember_s`
+  (`VerifiedKeys`), so a revocation takes effect within that time, for access tokens too.
 * `require_role(...)` / the aliases `TreasuryOfficer`, `ProviderPrincipal`, `Auditor`, `MobileBackend`,
   `Operator`: the role must be one of those named, else 403. No role implies another.
 * Provider isolation: a provider never learns that another provider's thing exists. `OwnProviderId` (a
@@ -34,6 +35,7 @@ from api.credentials import (
     Credential,
     CredentialKind,
     Role,
+    credential_by_id,
     find_credential,
     parse_api_key,
     secret_matches,
@@ -161,8 +163,8 @@ async def authenticate(
     now = dt.datetime.now(dt.UTC)
     if presented.startswith(API_KEY_PREFIX):
         principal = await _from_api_key_remembered(request.app.state, presented, now)
-    else:  # a signature check, cheaper than the hop to a thread
-        principal = _from_access_token(request.app.state.token_authority, presented)
+    else:
+        principal = await _from_access_token_remembered(request.app.state, presented, now)
     _charge_rate_limit(request.app.state.rate_limits, principal)
     request.state.principal = principal  # the request log names the credential
     return principal
@@ -178,6 +180,28 @@ async def _from_api_key_remembered(state: State, presented: str, now: dt.datetim
     principal, expires_at = await run_in_threadpool(_from_api_key, state.unit_of_work, presented, now)
     verified_keys.remember(key_sha256, principal, expires_at)
     return principal
+
+
+async def _from_access_token_remembered(state: State, token: str, now: dt.datetime) -> Principal:
+    """The token's signature and lifetime, then its client: a revoked or expired client's tokens stop
+    working (within `api_key_remember_s`), not only its requests for new ones."""
+    principal = _from_access_token(state.token_authority, token)
+    verified_keys: VerifiedKeys = state.verified_keys
+    # Keyed by the credential's 16-byte id: it cannot collide with an API key's 32-byte SHA-256.
+    remembered_as = principal.credential_id.bytes
+    if verified_keys.principal(remembered_as, now) is None:
+        expires_at = await run_in_threadpool(_usable_client, state.unit_of_work, principal, now)
+        verified_keys.remember(remembered_as, principal, expires_at)
+    return principal
+
+
+def _usable_client(unit_of_work: UnitOfWork, principal: Principal, now: dt.datetime) -> dt.datetime | None:
+    """When the token's client expires, if it may still be used; else a 401 problem."""
+    credential = unit_of_work.read(lambda c: credential_by_id(c, principal.credential_id))
+    if credential is None:
+        raise _unauthenticated("token_invalid", "The access token is not valid")
+    _refuse_unusable(credential, now)
+    return credential.expires_at
 
 
 def _from_api_key(

@@ -169,6 +169,13 @@ def find_credential(
     return None if row is None else (_credential(row), bytes(row[9]))
 
 
+def credential_by_id(connection: psycopg.Connection[Any], credential_id: uuid.UUID) -> Credential | None:
+    row = connection.execute(
+        f"SELECT {_COLUMNS} FROM api_credentials WHERE id = %s", (credential_id,)
+    ).fetchone()
+    return None if row is None else _credential(row)
+
+
 def list_credentials(unit_of_work: UnitOfWork) -> list[Credential]:
     def select(connection: psycopg.Connection[Any]) -> list[Credential]:
         rows = connection.execute(f"SELECT {_COLUMNS} FROM api_credentials ORDER BY created_at, id")

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     # Per credential, in this process: a bucket of `rate_limit_burst` requests refilled at this rate.
     rate_limit_requests_per_s: float = Field(default=100.0, gt=0)
     rate_limit_burst: int = Field(default=200, ge=1)
-    # An API key verified in the database is remembered this long (per process): a revoked key keeps
-    # working for at most this long. 0: every request looks its key up.
+    # A credential found usable in the database (an API key, the client behind an access token) is
+    # remembered this long (per process): a revoked one keeps working for at most this long. 0: every
+    # request looks its credential up.
     api_key_remember_s: float = Field(default=2.0, ge=0, le=60)
     # OAuth2 access tokens (JWT, EdDSA). The key is a base64url Ed25519 seed (32 bytes); unset: generated
     # once into data_dir/token-signer.key. Every instance behind one load balancer needs the same key.

@@ -3,6 +3,7 @@ role and provider binding."""
 
 import base64
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,8 @@ from ledger.unit_of_work import UnitOfWork
 from tests.test_api_support import api_settings, app_of, bearer, issue, provider_routes, running
 
 PROVIDER = new_id()
+# Short, so that a revocation shows within a test; the default is seconds.
+CLIENT_REMEMBER_S = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,9 @@ def unit_of_work(pool) -> UnitOfWork:
 
 @pytest.fixture(scope="module")
 def client(database_url, tmp_path_factory) -> Iterator[TestClient]:
-    settings = api_settings(database_url, tmp_path_factory.mktemp("oauth"))
+    settings = api_settings(
+        database_url, tmp_path_factory.mktemp("oauth"), api_key_remember_s=CLIENT_REMEMBER_S
+    )
     with running(settings, provider_routes({})) as test_client:
         yield test_client
 
@@ -109,6 +114,19 @@ def test_a_revoked_client_gets_no_new_token(client, unit_of_work):
     revoke_credential(unit_of_work, issued.credential.id, dt.datetime.now(dt.UTC))
     answer = client.post("/oauth/token", data=request)
     assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+
+
+def test_a_revoked_clients_tokens_stop_working_too(client, unit_of_work):
+    issued = issue(unit_of_work, Role.auditor, kind=CredentialKind.oauth2_client)
+    request = _token_request(issued.credential.client_id, issued.secret)
+    token = client.post("/oauth/token", data=request).json()["access_token"]
+    account = f"/v1/ledger/accounts/{new_id()}"
+    assert client.get(account, headers=bearer(token)).status_code == 404  # authenticated; no such account
+    revoke_credential(unit_of_work, issued.credential.id, dt.datetime.now(dt.UTC))
+    time.sleep(CLIENT_REMEMBER_S)
+    for _ in range(2):  # and it is not remembered as usable
+        answer = client.get(account, headers=bearer(token))
+        assert answer.status_code == 401 and answer.json()["code"] == "credential_revoked"
 
 
 def test_an_expired_token_is_refused(client, unit_of_work):
