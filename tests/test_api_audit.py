@@ -187,6 +187,19 @@ def test_the_export_downloaded_over_http_passes_the_offline_verifier(client, key
     assert verdict.size == log.checkpoints[-1] and int(answer.headers["x-audit-entries"]) >= verdict.size
 
 
+def test_one_export_is_built_at_a_time_and_the_next_is_told_when_to_retry(client, keys):
+    from api.routers.audit import EXPORTS_BUILT_AT_ONCE
+
+    assert EXPORTS_BUILT_AT_ONCE.acquire(blocking=False)  # another download is being packed
+    try:
+        busy = _get(client, keys, "/v1/audit/export")
+    finally:
+        EXPORTS_BUILT_AT_ONCE.release()
+    assert (busy.status_code, busy.json()["code"]) == (503, "export_busy")
+    assert busy.headers["retry-after"] == "5"
+    assert _get(client, keys, "/v1/audit/export").status_code == 200  # and the lock was let go after it
+
+
 # --- who may do what -----------------------------------------------------------------------------------
 
 AUDIT_PATHS = [

@@ -10,6 +10,7 @@ checkpoints.jsonl, keys.txt), as a gzipped tar.
 """
 
 import shutil
+import threading
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -34,6 +35,17 @@ router = APIRouter(
     responses=problem_examples(AUTHENTICATED),
 )
 CHECKPOINT_NOT_FOUND: Final = ("checkpoint_not_found", "No checkpoint has been signed yet")
+EXPORT_BUSY: Final = ("export_busy", "An export is being built; retry shortly")
+# Building an export reads the whole log over one pooled connection and packs it: one at a time per
+# process, so that downloads cannot take the connections and threads the ledger's writers need.
+EXPORTS_BUILT_AT_ONCE: Final = threading.BoundedSemaphore(1)
+EXPORT_RETRY_AFTER_S: Final = 5
+EXPORT_ARCHIVE: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "audit-export.tar.gz: the directory `amiyan audit export` writes",
+    }
+}
 BEYOND_LOG: Final = ("beyond_log", "The log is not that large")
 SIZES_OUT_OF_ORDER: Final = ("sizes_out_of_order", "first must not exceed second")
 AUDIT_ENTRIES_PER_PAGE_MAX: Final = 1000
@@ -194,17 +206,21 @@ def read_audit_keys(request: Request, unit_of_work: UnitOfWorkDep, settings: Set
     "/export",
     response_class=FileResponse,
     summary="Download the log, checkpoints and keys for offline verification",
-    responses={
-        200: {
-            "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "audit-export.tar.gz: the directory `amiyan audit export` writes",
-        }
-    },
+    responses=problem_examples({503: [EXPORT_BUSY]}) | EXPORT_ARCHIVE,
 )
 def download_export(unit_of_work: UnitOfWorkDep, settings: SettingsDep) -> FileResponse:
     """One consistent snapshot of the whole log. Unpack it and run
-    `amiyan audit verify audit-export --key <pinned key>`."""
-    archive, count = export_archive(unit_of_work, settings.log_origin)
+    `amiyan audit verify audit-export --key <pinned key>`. One export is built at a time; another request
+    meanwhile gets 503 `export_busy` with `Retry-After`."""
+    if not EXPORTS_BUILT_AT_ONCE.acquire(blocking=False):
+        raise Problem(
+            503, *EXPORT_BUSY, "another download is being packed",
+            headers={"Retry-After": str(EXPORT_RETRY_AFTER_S)},
+        )  # fmt: skip
+    try:
+        archive, count = export_archive(unit_of_work, settings.log_origin)
+    finally:
+        EXPORTS_BUILT_AT_ONCE.release()
     return FileResponse(
         archive,
         media_type="application/gzip",
