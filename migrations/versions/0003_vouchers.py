@@ -293,14 +293,26 @@ ALTER TABLE voucher_programmes ENABLE ALWAYS TRIGGER voucher_programmes_guard;
 -- provider enrolled in the voucher's programme whose category (or name) the policy in force at the
 -- transfer's timestamp allows, or return value to the voucher's own fund. A voucher account with no
 -- voucher row may move nowhere. Statement-level over the inserted rows: one query per batch.
-CREATE FUNCTION vouchers_refuse_cashing() RETURNS trigger LANGUAGE plpgsql AS $$
+--
+-- Every transfer pays for the question "is the debit account a voucher?", so it asks a partial index that
+-- holds voucher accounts only (one probe of a small index; a primary-key probe and heap fetch cost about
+-- 1.3 µs of the ~9 µs a transfer's insert costs). Each lookup is a LATERAL probe by key, and the settings
+-- keep it on its index: with statistics that think the voucher tables tiny (not analysed since a bulk
+-- issuance) a plain join hashed or rescanned every voucher for every batch (measured: 12-80 ms for 28
+-- redemptions at 31,000 vouchers).
+CREATE INDEX ix_accounts_voucher_id ON accounts (id) WHERE code = 5;
+CREATE FUNCTION vouchers_refuse_cashing() RETURNS trigger LANGUAGE plpgsql
+    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE
     bad record;
 BEGIN
     SELECT n.id, n.debit_account_id, n.credit_account_id INTO bad
       FROM new_transfers n
-      JOIN accounts d ON d.id = n.debit_account_id AND d.code = 5
-      LEFT JOIN vouchers v ON v.id = n.debit_account_id
+     CROSS JOIN LATERAL (SELECT 1 FROM accounts d WHERE d.id = n.debit_account_id AND d.code = 5 LIMIT 1) debit
+      LEFT JOIN LATERAL (
+            SELECT v.id, v.fund_account_id, v.programme_id FROM vouchers v WHERE v.id = n.debit_account_id LIMIT 1
+           ) v ON true
      WHERE v.id IS NULL
         OR (n.credit_account_id <> v.fund_account_id AND NOT EXISTS (
               SELECT 1
@@ -369,6 +381,7 @@ BEGIN
 END $$;
 DROP TRIGGER transfers_vouchers_non_cashable ON transfers;
 DROP FUNCTION vouchers_refuse_cashing();
+DROP INDEX ix_accounts_voucher_id;
 DROP TABLE redemption_failures;
 DROP TABLE redemption_reversals;
 DROP TABLE redemptions;

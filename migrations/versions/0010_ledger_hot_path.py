@@ -1,16 +1,10 @@
 """Ledger hot path: `ledger_apply_deltas` also refuses a batch that would push an account's pending plus
-posted debits (or credits) past 2^63 - 1, and an account's balance-limit flags can never change; the
-non-cashable trigger finds voucher debits through a partial index of voucher accounts.
+posted debits (or credits) past 2^63 - 1, and an account's balance-limit flags can never change.
 
 Both let a `Ledger` remember accounts instead of reading them for every batch (ledger/known_accounts.py):
 a batch decided on a remembered account's identity alone is refused here, and retried with fresh reads,
 if the account was closed meanwhile or its counters would overflow; and an account remembered as having
 no limit (or a limit) keeps it.
-
-The non-cashable trigger (0003) joined every inserted transfer to its debit account to learn whether it
-is a voucher: a primary-key probe and a heap fetch per row, about 1.3 µs of the ~9 µs a transfer's insert
-costs, paid by every transfer. It now asks an index that holds voucher accounts only, so a transfer whose
-debit account is not a voucher costs one probe of that (small) index; the rule itself is unchanged.
 
 Revision ID: 0010_ledger_hot_path
 Revises: 0008_ledger_clock_advance
@@ -65,77 +59,6 @@ BEGIN
 END $$;
 """
 
-# 0003's rule, but planned the one way that stays cheap however stale the statistics are.
-NON_CASHABLE_NEW = r"""
--- A batch holds at most a few thousand rows and each one is looked up by primary key, so a probe of the
--- index per row is always right. The planner does not always see that: with statistics that think the
--- voucher tables tiny (not analysed since a bulk issuance), it hashed or rescanned every voucher for every
--- batch (measured: 12-80 ms for 28 redemptions at 31,000 vouchers). LATERAL lookups cannot be turned into
--- scans of a whole table, and the settings keep each lookup on its index.
-CREATE OR REPLACE FUNCTION vouchers_refuse_cashing() RETURNS trigger LANGUAGE plpgsql
-    SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-AS $$
-DECLARE
-    bad record;
-BEGIN
-    SELECT n.id, n.debit_account_id, n.credit_account_id INTO bad
-      FROM new_transfers n
-     CROSS JOIN LATERAL (SELECT 1 FROM accounts d WHERE d.id = n.debit_account_id AND d.code = 5 LIMIT 1) debit
-      LEFT JOIN LATERAL (
-            SELECT v.id, v.fund_account_id, v.programme_id FROM vouchers v WHERE v.id = n.debit_account_id LIMIT 1
-           ) v ON true
-     WHERE v.id IS NULL
-        OR (n.credit_account_id <> v.fund_account_id AND NOT EXISTS (
-              SELECT 1
-                FROM programme_providers pp
-                JOIN providers p ON p.id = pp.provider_id
-                CROSS JOIN LATERAL (
-                    SELECT vp.provider_categories, vp.named_providers FROM voucher_policies vp
-                     WHERE vp.programme_id = v.programme_id AND vp.valid_from <= n."timestamp"
-                     ORDER BY vp.valid_from DESC, vp.version DESC LIMIT 1) pol
-               WHERE pp.receivable_account_id = n.credit_account_id AND pp.programme_id = v.programme_id
-                 AND (p.category = ANY (pol.provider_categories) OR p.id = ANY (pol.named_providers))))
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'transfer % would move voucher % to account %, which its policy does not allow',
-            bad.id, bad.debit_account_id, bad.credit_account_id
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'vouchers_non_cashable';
-    END IF;
-    RETURN NULL;
-END $$;
-"""
-
-# The body 0003 created, restored on downgrade.
-NON_CASHABLE_0003 = r"""
-CREATE OR REPLACE FUNCTION vouchers_refuse_cashing() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bad record;
-BEGIN
-    SELECT n.id, n.debit_account_id, n.credit_account_id INTO bad
-      FROM new_transfers n
-      JOIN accounts d ON d.id = n.debit_account_id AND d.code = 5
-      LEFT JOIN vouchers v ON v.id = n.debit_account_id
-     WHERE v.id IS NULL
-        OR (n.credit_account_id <> v.fund_account_id AND NOT EXISTS (
-              SELECT 1
-                FROM programme_providers pp
-                JOIN providers p ON p.id = pp.provider_id
-                CROSS JOIN LATERAL (
-                    SELECT vp.provider_categories, vp.named_providers FROM voucher_policies vp
-                     WHERE vp.programme_id = v.programme_id AND vp.valid_from <= n."timestamp"
-                     ORDER BY vp.valid_from DESC, vp.version DESC LIMIT 1) pol
-               WHERE pp.receivable_account_id = n.credit_account_id AND pp.programme_id = v.programme_id
-                 AND (p.category = ANY (pol.provider_categories) OR p.id = ANY (pol.named_providers))))
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'transfer % would move voucher % to account %, which its policy does not allow',
-            bad.id, bad.debit_account_id, bad.credit_account_id
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'vouchers_non_cashable';
-    END IF;
-    RETURN NULL;
-END $$;
-"""
-
 # Written so that it cannot overflow itself: each counter is >= 0, so max - posted - pending >= -max.
 OVERFLOW_GUARD = """
        -- pending + posted may not pass 2^63 - 1 (the ledger's overflows_debits / overflows_credits)
@@ -163,23 +86,15 @@ END $$;
 CREATE TRIGGER accounts_limits_immutable AFTER UPDATE OF flags ON accounts
     FOR EACH ROW WHEN ((OLD.flags # NEW.flags) & 6 <> 0) EXECUTE FUNCTION ledger_refuse_limit_change();
 ALTER TABLE accounts ENABLE ALWAYS TRIGGER accounts_limits_immutable;
-
-CREATE INDEX ix_accounts_voucher_id ON accounts (id) WHERE code = 5;
 """
-    + NON_CASHABLE_NEW
 )
 
-DOWNGRADE = (
-    NON_CASHABLE_0003
-    + r"""
-DROP INDEX ix_accounts_voucher_id;
+DOWNGRADE = r"""
 DROP TRIGGER accounts_limits_immutable ON accounts;
 DROP FUNCTION ledger_refuse_limit_change();
-"""
-    + APPLY_DELTAS.replace("{overflow_guard}", "")
-    .replace("{skipped}", "closed, reopened or missing")
-    .replace("{lock_order}", "u.id")
-)
+""" + APPLY_DELTAS.replace("{overflow_guard}", "").replace(
+    "{skipped}", "closed, reopened or missing"
+).replace("{lock_order}", "u.id")
 
 
 def upgrade() -> None:
