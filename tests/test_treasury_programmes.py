@@ -2,9 +2,16 @@
 
 import pytest
 
+from ledger.errors import LedgerInvariantBroken
+from ledger.identity import iin_holder_hash, validate_iin
+from ledger.ids import new_id
 from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers.issuance import VoucherOrder
 from ledger.vouchers.policy import parse_policy
-from tests.treasury_operations_world import run_with_events
+from ledger.vouchers.registry import record_policy
+from ledger.vouchers.results import IssueResult
+from tests.treasury_operations_world import HOLDER_SALT, fresh_iins, fund, run_with_events
+from tests.treasury_operations_world import open_programme as open_funded_programme
 from tests.treasury_world import programme_draft
 from tests.voucher_world import policy_document
 from treasury.errors import Refused
@@ -122,3 +129,32 @@ def test_a_policy_changes_while_the_programme_runs_and_never_after_it_closes(poo
         ).fetchone()
     )
     assert versions == (2,)
+
+
+def _holder() -> bytes:
+    return iin_holder_hash(validate_iin(fresh_iins(1)[0]), HOLDER_SALT)
+
+
+def test_the_database_issues_no_voucher_once_the_programme_is_closed(pool, voucher_ledger):
+    """The ledger's own `issue` knows nothing of treasury states: the database refuses it for them."""
+    unit_of_work = UnitOfWork(pool)
+    programme = open_funded_programme(
+        unit_of_work, budget_ceiling_tiyn=10**12, approval_threshold_tiyn=10**12
+    )
+    fund(unit_of_work, programme, 10**8)
+    results, _ = voucher_ledger.issue([VoucherOrder(new_id(), programme.id, _holder(), 100_000)])
+    assert results == [IssueResult.ok]
+    unit_of_work.run(lambda c: set_programme_state(c, programme.id, ProgrammeState.CLOSED))
+    with pytest.raises(LedgerInvariantBroken, match="programmes_issue_while_open"):
+        voucher_ledger.issue([VoucherOrder(new_id(), programme.id, _holder(), 100_000)])
+
+
+def test_the_database_records_no_policy_for_a_closed_programme(pool):
+    unit_of_work = UnitOfWork(pool)
+    draft = programme_draft()
+    unit_of_work.run(lambda c: create_programme(c, draft, parse_policy(policy_document()), "officer.a"))
+    for state in (ProgrammeState.OPEN, ProgrammeState.CLOSED):
+        unit_of_work.run(lambda c, state=state: set_programme_state(c, draft.id, state))
+    later = parse_policy(policy_document(per_use_tiyn_max=50_000))
+    with pytest.raises(LedgerInvariantBroken, match="programmes_closed_policy"):  # past treasury/
+        unit_of_work.run(lambda c: record_policy(c, draft.id, later, None))

@@ -67,6 +67,40 @@ CREATE TRIGGER programmes_guard BEFORE UPDATE OR DELETE ON programmes
     FOR EACH ROW EXECUTE FUNCTION treasury_guard_programme();
 ALTER TABLE programmes ENABLE ALWAYS TRIGGER programmes_guard;
 
+-- Vouchers are issued only while their programme is open, and a closed programme's policy no longer
+-- changes: treasury/ checks both first; these hold for any writer. The programmes are locked FOR SHARE
+-- (closing takes them FOR UPDATE), so no issue slips past a close. A programme the ledger knows and the
+-- treasury does not (no row here) is not the treasury's to refuse.
+CREATE FUNCTION treasury_refuse_issue_outside_open() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    PERFORM 1 FROM programmes WHERE id IN (SELECT DISTINCT programme_id FROM new_vouchers)
+     ORDER BY id FOR SHARE;
+    SELECT id, state INTO bad FROM programmes
+     WHERE id IN (SELECT DISTINCT programme_id FROM new_vouchers) AND state <> 2 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'programme % is not open (state %): no voucher is issued in it', bad.id, bad.state
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'programmes_issue_while_open';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER vouchers_issue_while_open AFTER INSERT ON vouchers
+    REFERENCING NEW TABLE AS new_vouchers FOR EACH STATEMENT EXECUTE FUNCTION treasury_refuse_issue_outside_open();
+ALTER TABLE vouchers ENABLE ALWAYS TRIGGER vouchers_issue_while_open;
+
+CREATE FUNCTION treasury_refuse_policy_when_closed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM programmes WHERE id = NEW.programme_id AND state = 3 FOR SHARE) THEN
+        RAISE EXCEPTION 'programme % is closed: its policy no longer changes', NEW.programme_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'programmes_closed_policy';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER voucher_policies_while_not_closed BEFORE INSERT ON voucher_policies
+    FOR EACH ROW EXECUTE FUNCTION treasury_refuse_policy_when_closed();
+ALTER TABLE voucher_policies ENABLE ALWAYS TRIGGER voucher_policies_while_not_closed;
+
 -- What invoices and payment orders need to know of a provider besides its BIN and name (ledger).
 CREATE TABLE provider_profiles (
     provider_id uuid NOT NULL,
@@ -100,6 +134,10 @@ BEGIN
         REVOKE ALL ON programmes, provider_profiles FROM amiyan_app;
     END IF;
 END $$;
+DROP TRIGGER voucher_policies_while_not_closed ON voucher_policies;
+DROP FUNCTION treasury_refuse_policy_when_closed();
+DROP TRIGGER vouchers_issue_while_open ON vouchers;
+DROP FUNCTION treasury_refuse_issue_outside_open();
 DROP TABLE provider_profiles;
 DROP TABLE programmes;
 DROP FUNCTION treasury_guard_programme();
