@@ -230,11 +230,13 @@ def _rfc3339(seconds: int) -> str:
 @functools.lru_cache(maxsize=4096)
 def _seconds(text: str) -> int:
     """Whole seconds of an RFC 3339 UTC time written as `_rfc3339` writes it (anything else is refused)."""
-    if len(text) != 20 or text[-1] != "Z":
-        raise ValueError(f"not a UTC time YYYY-MM-DDTHH:MM:SSZ: {text!r}")
-    seconds = int(dt.datetime.fromisoformat(text).timestamp())
-    # fromisoformat also takes a space for the T (and other ISO 8601 shapes): one time, one spelling.
-    if _rfc3339(seconds) != text:
+    # fromisoformat takes many ISO 8601 shapes (a space for the T, offsets, no zone): the time must read
+    # back exactly as `_rfc3339` writes it, one time, one spelling.
+    try:
+        seconds: int | None = int(dt.datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        seconds = None
+    if seconds is None or _rfc3339(seconds) != text:
         raise ValueError(f"not a UTC time YYYY-MM-DDTHH:MM:SSZ: {text!r}")
     return seconds
 
