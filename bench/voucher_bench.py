@@ -22,7 +22,6 @@ import argparse
 import multiprocessing
 import os
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +35,7 @@ from api.database import create_pool, resolve_database_url, scratch_database, up
 from api.logs import configure_logging
 from api.serving import GIL_SWITCH_INTERVAL_S, quiet_garbage_collector
 from api.settings import Settings
+from bench.ledger_bench import run_threads
 from ledger.accounts import Account, AccountType
 from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
 from ledger.ids import new_id
@@ -120,7 +120,7 @@ def bench_issue(
             failures.extend(r for r in results if r is not IssueResult.ok)
             tokens_by_batch[index] = [voucher.token for voucher in issued]
 
-    elapsed = _run_threads(ISSUE_THREADS, worker)
+    elapsed = run_threads(ISSUE_THREADS, worker)
     assert not failures, failures[:3]
     return int(count / elapsed), [token for tokens in tokens_by_batch for token in tokens]
 
@@ -156,7 +156,7 @@ def bench_batches(
     if processes == 0:
         vouchers, pool = _batch_ledger(url, issuer_seed)
         failures: list[str] = []
-        elapsed = _run_threads(2, lambda n: failures.extend(_redeem_all(vouchers, submissions[n::2])))
+        elapsed = run_threads(2, lambda n: failures.extend(_redeem_all(vouchers, submissions[n::2])))
         vouchers.close()
         pool.close()
     else:
@@ -233,20 +233,10 @@ def bench_single(vouchers: VoucherLedger, terminals: list, tokens: list[str]) ->
             if outcomes[0].result is not RedemptionResult.ok:
                 failures.append(outcomes[0].result.name)
 
-    elapsed = _run_threads(CLIENTS, client)
+    elapsed = run_threads(CLIENTS, client)
     coalescer.close()
     assert not failures, failures[:3]
     return int(len(singles) / elapsed)
-
-
-def _run_threads(count: int, target) -> float:
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
 
 
 def main() -> None:
