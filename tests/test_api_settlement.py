@@ -31,6 +31,7 @@ from tests.test_api_settlement_support import (
     settlement_api,
     sign_over_http,
 )
+from tests.test_api_support import assert_problem as _problem
 from tests.test_api_support import running
 from treasury.programmes import find_programme
 from treasury.settlement.payouts import settlement_accounts
@@ -48,12 +49,6 @@ def api(client, ledger, voucher_ledger, pool, database_url) -> SettlementApi:
     """Acts above 1 000 tenge need two officers."""
     world = build_settlement_world(ledger, voucher_ledger, pool, database_url, threshold_tiyn=100_000)
     return settlement_api(client, world)
-
-
-def _problem(answer, status: int, code: str) -> None:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.json()["code"] == code
 
 
 def test_periods_close_in_order_once_they_have_ended_and_a_retry_closes_nothing_more(api):

@@ -24,6 +24,7 @@ from tests.test_api_settlement_support import (
     settlement_api,
     sign_over_http,
 )
+from tests.test_api_support import assert_problem as _problem
 from tests.test_api_support import running
 
 PURPOSE_LINE = b"amiyan.kz/service-act/v1\n"
@@ -39,11 +40,6 @@ def client(database_url, tmp_path_factory) -> Iterator[TestClient]:
 @pytest.fixture
 def api(client, ledger, voucher_ledger, pool, database_url) -> SettlementApi:
     return settlement_api(client, build_settlement_world(ledger, voucher_ledger, pool, database_url))
-
-
-def _problem(answer, status: int, code: str) -> None:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json" and answer.json()["code"] == code
 
 
 def _register_key(api: SettlementApi, provider: Provider, idempotency_key: str | None = None):

@@ -69,6 +69,13 @@ def issue(
     return create_credential(unit_of_work, kind, role, name, now, provider_id, valid_for)
 
 
+def assert_problem(answer: Any, status: int, code: str) -> None:
+    """An RFC 9457 problem with this status and stable code."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == code
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 

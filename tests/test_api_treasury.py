@@ -14,6 +14,7 @@ from api.credentials import Role
 from ledger.ids import new_id
 from ledger.unit_of_work import UnitOfWork
 from tests.api_world import voucher_api_settings
+from tests.test_api_support import assert_problem as _problem
 from tests.test_api_support import running
 from tests.test_api_treasury_support import (
     OFFICER,
@@ -39,12 +40,6 @@ def client(database_url, tmp_path_factory, voucher_ledger) -> Iterator[TestClien
 @pytest.fixture(scope="module")
 def api(client, pool) -> TreasuryApi:
     return treasury_api(client, UnitOfWork(pool))
-
-
-def _problem(answer, status: int, code: str) -> None:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.json()["code"] == code
 
 
 def _funded(api: TreasuryApi, programme: dict) -> int:

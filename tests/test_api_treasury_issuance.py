@@ -21,6 +21,7 @@ from ledger.unit_of_work import UnitOfWork
 from ledger.vouchers.issuance import VoucherOrder
 from ledger.vouchers.results import IssueResult
 from tests.api_world import voucher_api_settings
+from tests.test_api_support import assert_problem as _problem
 from tests.test_api_support import bearer, running
 from tests.test_api_treasury_support import (
     MEAL_TIYN,
@@ -53,12 +54,6 @@ def client(database_url, data_dir, voucher_ledger) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def api(client, pool) -> TreasuryApi:
     return treasury_api(client, UnitOfWork(pool))
-
-
-def _problem(answer, status: int, code: str) -> None:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.json()["code"] == code
 
 
 def _vouchers_of(pool, programme: dict[str, Any]) -> dict[bytes, int]:
