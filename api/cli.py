@@ -141,7 +141,7 @@ def audit_export(
     _, pool = _ledger(settings, url)
     with pool.connection() as connection:
         count = export_log(connection, directory, settings.log_origin)
-        connection.rollback()
+        connection.commit()
     pool.close()
     console.print(f"exported {count} entries to {directory}")
 

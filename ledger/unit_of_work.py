@@ -57,12 +57,22 @@ class UnitOfWork:
         raise LedgerUnavailable(f"gave up after {TRANSACTION_RETRIES_MAX} attempts: {last_error}")
 
     def read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run a read-only query in its own transaction (no retries needed)."""
+        """Run `work` in its own READ ONLY transaction (no retries needed), ended by COMMIT.
+
+        COMMIT, not ROLLBACK: the two are the same for a transaction that cannot write, but psycopg
+        forgets a connection's prepared statements on rollback (and deallocates them in the server). The
+        pool's connections serve reads and writes alike, so each read used to cost the next transaction on
+        its connection a fresh parse and plan of every statement."""
         with self.pool.connection() as connection:
+            connection.read_only = True  # the next BEGIN is BEGIN READ ONLY: a read cannot write
             try:
                 value = work(connection)
+                connection.commit()
+            except BaseException as error:
                 connection.rollback()
-                return value
-            except psycopg.Error as error:
-                connection.rollback()
-                raise translate_database_error(error) from error
+                if isinstance(error, psycopg.Error):
+                    raise translate_database_error(error) from error
+                raise
+            finally:
+                connection.read_only = False
+            return value

@@ -69,7 +69,7 @@ def issue_list(
              duplicates=len(repeats))  # fmt: skip
     progress = _Progress(job, on_progress)
     if not job.finished:
-        terms = unit_of_work.read(lambda c: issue_terms(c, programme_id, holder_salt))
+        terms = unit_of_work.run(lambda c: issue_terms(c, programme_id, holder_salt))  # reserves a timestamp
         work = BatchWork(unit_of_work, signer, terms, repeats)
         run_batches(work, workers, job.id, _batches(path, job.batch_rows, done), progress.show)
     final = unit_of_work.read(lambda c: find_issuance_job(c, job.id))

@@ -45,7 +45,7 @@ def integration_lag_s(pool: ConnectionPool[Any]) -> float | None:
     try:
         with pool.connection(timeout=READINESS_TIMEOUT_S) as connection:
             state = read_integrator_state(connection)
-            connection.rollback()
+            connection.commit()  # not rollback: psycopg forgets prepared statements on rollback
     except psycopg.Error:
         return None
     return state.oldest_waiting_s
@@ -61,7 +61,7 @@ def readyz(request: Request) -> JSONResponse:
     try:
         with request.app.state.pool.connection(timeout=READINESS_TIMEOUT_S) as connection:
             state = read_integrator_state(connection)
-            connection.rollback()
+            connection.commit()  # not rollback: psycopg forgets prepared statements on rollback
     except Exception as error:  # any failure means not ready; say which
         return JSONResponse({"status": "unavailable", "database": type(error).__name__}, status_code=503)
     lag_max_s = request.app.state.settings.readiness_integration_lag_s_max
