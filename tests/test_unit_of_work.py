@@ -1,5 +1,5 @@
 """The unit of work's read transactions: they cannot write, and they leave the connection's prepared
-statements in place for the writes that share the pool."""
+statements in place for the writes that share the pool; and the plans those statements keep."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -8,9 +8,10 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from api.database import create_pool
+from api.database import create_pool, scratch_database, upgrade_database
 from ledger.errors import LedgerUnavailable
 from ledger.unit_of_work import UnitOfWork
+from ledger.vouchers import redemption_context
 
 _PREPARED = "SELECT count(*) FROM pg_prepared_statements"
 
@@ -59,3 +60,36 @@ def test_a_failed_read_is_rolled_back_and_the_connection_reused(one_connection):
         unit_of_work.read(fails)
     # Not left read-only or inside the failed transaction: the next write runs.
     assert unit_of_work.run(lambda c: c.execute("SELECT ledger_clock_reserve(1) > 0").fetchone()) == (True,)
+
+
+def test_the_redemption_lookups_probe_the_index_under_a_plan_made_before_any_analyze(database_url):
+    """A prepared statement keeps the generic plan it got while its table was small until an ANALYZE
+    replaces it, which a server without autovacuum never runs: a lookup planned as a scan of the whole
+    table then slows every batch as the table grows. With a few rows and no statistics (where
+    `id = ANY(...)` is planned as a sequential scan), the lookups of ids seen before are index probes."""
+    with scratch_database(database_url, "amiyan_plans") as url:
+        upgrade_database(url)
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("SET session_replication_role = replica")  # rows without their parents
+            connection.execute(_FEW_REDEMPTIONS)
+            connection.execute(_FEW_FAILURES)
+            connection.execute("SET plan_cache_mode = force_generic_plan")
+            for name, query in (("seen", redemption_context._SEEN), ("refused", redemption_context._REFUSED)):
+                connection.execute(f"PREPARE {name}(uuid[]) AS {query.replace('%b::uuid[]', '$1')}")
+                plan = "\n".join(
+                    row[0] for row in connection.execute(f"EXPLAIN EXECUTE {name}('{{}}'::uuid[])")
+                )
+                assert "Index Scan" in plan and "Seq Scan" not in plan, plan
+
+
+_FEW_REDEMPTIONS = """
+INSERT INTO redemptions (id, voucher_id, programme_id, provider_id, terminal_id, phase, amount_tiyn, units,
+                         requested_at, effective_date, offline, request_hash, "timestamp")
+SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
+       1, 100, 0, 1, date '2026-11-02', false, '\\x00', n
+  FROM generate_series(1, 30) n
+"""
+_FEW_FAILURES = """
+INSERT INTO redemption_failures (id, result, request_hash, "timestamp")
+SELECT gen_random_uuid(), 2, '\\x00', n FROM generate_series(1, 30) n
+"""

@@ -134,8 +134,17 @@ _TERMINALS = """
 SELECT t.id, t.provider_id, t.public_key, t.revoked_at, p.category
   FROM terminals t JOIN providers p ON p.id = t.provider_id WHERE t.id = ANY(%s)
 """
-_SEEN = f"SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = ANY(%b::uuid[])"
-_REFUSED = "SELECT id, result, request_hash FROM redemption_failures WHERE id = ANY(%b::uuid[])"
+# Ids seen before, each by a primary-key probe (LIMIT 1 keeps the planner from turning it back into a
+# join). `id = ANY(...)` let a cached generic plan, made while the table was still empty, scan the whole
+# table on every batch for as long as no ANALYZE replaced it: 0.7 ms per lookup after 12,000 redemptions.
+_SEEN = f"""
+SELECT r.* FROM unnest(%b::uuid[]) AS k(id)
+ CROSS JOIN LATERAL (SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = k.id LIMIT 1) r
+"""
+_REFUSED = """
+SELECT f.* FROM unnest(%b::uuid[]) AS k(id)
+ CROSS JOIN LATERAL (SELECT id, result, request_hash FROM redemption_failures WHERE id = k.id LIMIT 1) f
+"""
 _CODES = "SELECT reference_code, id FROM vouchers WHERE reference_code = ANY(%s)"
 _RESOLUTIONS = "SELECT reserved_id, phase FROM redemptions WHERE reserved_id = ANY(%s)"
 _DEADLINES = """
