@@ -74,5 +74,5 @@ class UnitOfWork:
                     raise translate_database_error(error) from error
                 raise
             finally:
-                connection.read_only = False
+                connection.read_only = None  # back to the server default: a plain BEGIN
             return value
