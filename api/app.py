@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api.auth import VerifiedKeys
+from api.auth import VerifiedKeys, install_security_schemes
 from api.database import create_pool
 from api.edge import BodyLimit, Edge, check_media_type
 from api.idempotency import install_idempotency
@@ -93,6 +93,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     )
     install_problem_handlers(app)
     install_problem_examples(app)
+    install_security_schemes(app)
     install_idempotency(app)
     app.add_middleware(
         Edge,

@@ -22,11 +22,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from fastapi import Depends, Request, Security, params
+from fastapi import Depends, FastAPI, Request, params
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security import HTTPBearer, OAuth2
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
@@ -64,7 +66,8 @@ API_KEYS_REMEMBERED_MAX: Final = 10_000
 # Compared against when no credential has the presented public id, so that case costs the same.
 _ABSENT_SHA256: Final = bytes(32)
 
-# For the OpenAPI document: both schemes read the same Authorization header (either one will do).
+# For the OpenAPI document (`install_security_schemes`): both schemes read the same Authorization header
+# (either one will do).
 api_key_scheme = HTTPBearer(
     scheme_name="ApiKey", description="An API key `amk_…` as a bearer token.", auto_error=False
 )
@@ -148,11 +151,11 @@ def _unauthenticated(code: str, title: str, token_presented: bool = True) -> Pro
     return Problem(401, code, title, headers={"WWW-Authenticate": challenge})
 
 
-async def authenticate(
-    request: Request,
-    _api_key: Annotated[HTTPAuthorizationCredentials | None, Security(api_key_scheme)],
-    _token: Annotated[str | None, Security(oauth2_scheme)],
-) -> Principal:
+async def authenticate(request: Request) -> Principal:
+    """Every route's credential check. It reads the Authorization header itself: the two security schemes
+    are written into the OpenAPI document by `install_security_schemes`, not declared as FastAPI
+    dependencies, which FastAPI would resolve (and walk again under each dependency that shares this
+    one) on every request for values nothing reads."""
     header = request.headers.get("authorization")
     if not header:
         raise _unauthenticated("credential_missing", "A credential is required", token_presented=False)
@@ -295,3 +298,37 @@ async def own_provider_id(provider_id: uuid.UUID, principal: CurrentPrincipal) -
 
 
 OwnProviderId = Annotated[uuid.UUID, Depends(own_provider_id)]
+
+
+def install_security_schemes(app: FastAPI) -> None:
+    """Document the two security schemes, and require one of them on every operation that authenticates
+    (whose dependencies include `authenticate`)."""
+    generate = app.openapi
+    schemes = {scheme.scheme_name: scheme for scheme in (api_key_scheme, oauth2_scheme)}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        components = document.setdefault("components", {})
+        components["securitySchemes"] = {
+            name: scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for name, scheme in schemes.items()
+        }
+        requirement = [{name: []} for name in schemes]
+        # The routes as FastAPI's own document generator walks them (included routers' dependencies too).
+        for route in iter_route_contexts(app.routes):
+            if not isinstance(route.original_route, APIRoute) or not _authenticates(route.dependant):
+                continue
+            operations = document["paths"].get(route.path_format, {})
+            for method in route.methods or ():
+                if method.lower() in operations:
+                    operations[method.lower()]["security"] = requirement
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _authenticates(dependant: Dependant) -> bool:
+    return dependant.call is authenticate or any(_authenticates(d) for d in dependant.dependencies)

@@ -216,3 +216,9 @@ def test_the_openapi_document_describes_credentials_and_problems(client):
     create = document["paths"]["/test/vouchers"]["post"]
     assert [p["name"] for p in create["parameters"]] == ["Idempotency-Key"]
     assert "security" not in document["paths"]["/healthz"]["get"]
+    # Every route that checks a credential says so, and only those: the public ones are these four.
+    public = {("/healthz", "get"), ("/readyz", "get"), ("/oauth/token", "post"), ("/v1/keys/issuers", "get")}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path.startswith("/v1/") or (path, method) in public:
+                assert ("security" in operation) == ((path, method) not in public), (method, path)
