@@ -315,7 +315,7 @@ def install_security_schemes(app: FastAPI) -> None:
             name: scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
             for name, scheme in schemes.items()
         }
-        requirement = [{name: []} for name in schemes]
+        requirement: list[dict[str, list[str]]] = [{name: []} for name in schemes]
         # The routes as FastAPI's own document generator walks them (included routers' dependencies too).
         for route in iter_route_contexts(app.routes):
             if not isinstance(route.original_route, APIRoute) or not _authenticates(route.dependant):
