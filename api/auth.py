@@ -59,6 +59,7 @@ __all__ = [
     "TreasuryOfficer",
     "VerifiedKeys",
     "ensure_provider_visible",
+    "require_own_provider",
     "require_role",
 ]
 REALM: Final = "amiyan"
@@ -288,6 +289,23 @@ def ensure_provider_visible(
         raise not_found
     if principal.role is Role.provider and principal.provider_id != owner_provider_id:
         raise not_found
+
+
+def require_own_provider() -> params.Depends:
+    """For a router under ``/v1/providers/{provider_id}`` that only that provider may call: 403 for any
+    other role, 404 for another provider's id. One dependency where `require_role(Role.provider)` and
+    `OwnProviderId` are two (FastAPI resolves every dependency on every request; the redemption routes are
+    the busiest)."""
+
+    async def check_own_provider(provider_id: uuid.UUID, principal: CurrentPrincipal) -> Principal:
+        if principal.role is not Role.provider:
+            raise Problem(403, "role_forbidden", "This credential's role may not do that", "needs: provider")
+        if principal.provider_id != provider_id:
+            raise Problem(404, "provider_not_found", "No such provider")
+        return principal
+
+    dependency: params.Depends = Depends(check_own_provider)
+    return dependency
 
 
 async def own_provider_id(provider_id: uuid.UUID, principal: CurrentPrincipal) -> uuid.UUID:

@@ -15,12 +15,13 @@ the same bytes answers `exists` with the redemption as first recorded; the same 
 answers `exists_with_different_request`; an id first refused stays refused (`id_already_failed`).
 """
 
+import uuid
 from collections import Counter
 
 import structlog
 from fastapi import APIRouter, Request
 
-from api.auth import OwnProviderId, Role, require_role
+from api.auth import require_own_provider
 from api.edge import BodyLimit, body_limit
 from api.metrics import Metrics, MetricsDep
 from api.openapi_examples import AUTHENTICATED, INVALID_REQUEST, JSON_BODY, problem_examples
@@ -39,7 +40,7 @@ from ledger.vouchers.receipts import RedemptionOutcome
 router = APIRouter(
     prefix="/v1/providers/{provider_id}",
     tags=["providers"],
-    dependencies=[require_role(Role.provider)],
+    dependencies=[require_own_provider()],  # the provider itself, and no one else
     responses=problem_examples(
         AUTHENTICATED, JSON_BODY, NOT_OURS, {422: [INVALID_REQUEST, ENVELOPE_INVALID]}
     ),
@@ -58,9 +59,7 @@ def _count(metrics: Metrics, outcomes: list[RedemptionOutcome]) -> None:
     response_model=RedemptionAnswer,
     summary="Redeem: one signed request (single, reserve, post or void)",
 )
-async def redeem(
-    provider_id: OwnProviderId, envelope: SingleRedemptionIn, request: Request
-) -> RedemptionAnswer:
+async def redeem(provider_id: uuid.UUID, envelope: SingleRedemptionIn, request: Request) -> RedemptionAnswer:
     """The terminal must be this provider's (else 404 `terminal_not_found`). The answer's `receipt` is the
     ledger's signed account of the result, to keep as proof."""
     # The busiest route reads its collaborators from the app's state rather than as dependencies: FastAPI
@@ -81,7 +80,7 @@ async def redeem(
     openapi_extra=body_limit(BodyLimit.bulk_upload),
 )
 def redeem_batch(
-    provider_id: OwnProviderId,
+    provider_id: uuid.UUID,
     envelope: RedemptionBatchIn,
     vouchers: VoucherLedgerDep,
     metrics: MetricsDep,
