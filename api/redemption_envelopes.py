@@ -67,9 +67,9 @@ def _canonical(document: Mapping[str, Any], where: str) -> bytes:
         raise _envelope_invalid(f"{where}: not canonical JSON ({error})") from None
 
 
-def _parsed(document: object) -> RedemptionRequest | MalformedRequest:
+def _parsed(document: object, encoded: bytes | None = None) -> RedemptionRequest | MalformedRequest:
     try:
-        return parse_request(document)
+        return parse_request(document, encoded)
     except MalformedRequest as malformed:
         return malformed
 
@@ -78,7 +78,8 @@ def single_submission(envelope: SingleRedemptionIn) -> Submission:
     signature = _signature(envelope.signature)
     terminal = _terminal(envelope.request, "request")
     signed = _canonical(envelope.request, "request")
-    return Submission(terminal, (_parsed(envelope.request),), signed, signature, Purpose.REDEMPTION_REQUEST)
+    request = _parsed(envelope.request, signed)  # the signed bytes are the request's canonical bytes
+    return Submission(terminal, (request,), signed, signature, Purpose.REDEMPTION_REQUEST)
 
 
 def batch_submission(envelope: RedemptionBatchIn) -> Submission:

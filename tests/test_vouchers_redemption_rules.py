@@ -4,14 +4,26 @@ request moves nothing. Written as a table an officer can read: the world it need
 import dataclasses
 import datetime as dt
 import time
+import unicodedata
+import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ledger.audit.canonical import canonical_bytes
 from ledger.clock import business_date
 from ledger.ids import new_id
-from ledger.vouchers.requests import RedemptionItem, parse_request_bytes, request_bytes
+from ledger.vouchers.requests import (
+    RedemptionItem,
+    RedemptionRequest,
+    parse_request,
+    parse_request_bytes,
+    request_bytes,
+    request_document,
+)
 from ledger.vouchers.results import RedemptionResult as R
-from ledger.vouchers.states import ProviderCategory, ProviderState, TransitionAction
+from ledger.vouchers.states import ProviderCategory, ProviderState, RedemptionPhase, TransitionAction
 from tests.voucher_world import World, build_world
 
 
@@ -349,3 +361,28 @@ def test_the_close_lock_key_is_the_same_in_python_and_in_sql(owner_connection):
             (programme_id,),
         ).fetchall()
         assert in_sql == programme_lock_key(programme_id)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    phase=st.sampled_from([RedemptionPhase.SINGLE, RedemptionPhase.RESERVE]),
+    amount=st.integers(1, 10**12),
+    requested_at_ms=st.integers(0, 2**53),
+    token=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=8, max_size=64),
+    units=st.integers(0, 1000),
+    offline=st.booleans(),
+)
+def test_a_request_parses_the_same_from_its_signed_bytes(
+    phase, amount, requested_at_ms, token, units, offline
+):
+    """The HTTP edge hands the parser the canonical bytes the terminal signed rather than encoding the
+    request a second time: the request must come out exactly as when the parser encodes it itself."""
+    request = RedemptionRequest(
+        id=uuid.UUID(int=amount), terminal_id=uuid.UUID(int=units + 1), phase=phase, amount_tiyn=amount,
+        requested_at_ms=requested_at_ms, token=unicodedata.normalize("NFC", token), units=units,
+        offline=offline,
+    )  # fmt: skip
+    document = request_document(request)
+    encoded = canonical_bytes(document)
+    assert parse_request(document, encoded) == parse_request(document) == parse_request_bytes(encoded)
+    assert parse_request(document, encoded).body == encoded

@@ -102,8 +102,9 @@ def request_bytes(request: RedemptionRequest) -> bytes:
     return canonical_bytes(request_document(request))
 
 
-def parse_request(document: object) -> RedemptionRequest:
-    """A request from its JSON form; raises MalformedRequest naming the first wrong field."""
+def parse_request(document: object, encoded: bytes | None = None) -> RedemptionRequest:
+    """A request from its JSON form; raises MalformedRequest naming the first wrong field. `encoded`: the
+    document's canonical bytes, when the caller has them already (a terminal's signed bytes)."""
     if not isinstance(document, Mapping):
         raise MalformedRequest("a request is a JSON object")
     unknown = sorted(set(document) - _FIELDS)
@@ -112,10 +113,11 @@ def parse_request(document: object) -> RedemptionRequest:
     phase = PHASES.get(str(document.get("phase")))
     if phase is None:
         raise MalformedRequest("phase: must be single, reserve, post or void")
-    try:
-        encoded = canonical_bytes(dict(document))
-    except CanonicalError as error:
-        raise MalformedRequest(str(error)) from None
+    if encoded is None:
+        try:
+            encoded = canonical_bytes(dict(document))
+        except CanonicalError as error:
+            raise MalformedRequest(str(error)) from None
     if len(encoded) > REQUEST_BYTES_MAX:
         raise MalformedRequest(f"a request is at most {REQUEST_BYTES_MAX} bytes")
     request = RedemptionRequest(
@@ -139,7 +141,7 @@ def parse_request(document: object) -> RedemptionRequest:
 
 def parse_request_bytes(data: bytes) -> RedemptionRequest:
     try:
-        return parse_request(parse_canonical(data))
+        return parse_request(parse_canonical(data), data)  # canonical, or parse_canonical refused it
     except ValueError as error:
         raise MalformedRequest(str(error)) from None
 
