@@ -89,7 +89,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     metrics.sample_on_scrape(
         "amiyan_audit_integration_lag_seconds",
         "Age of the oldest audit event waiting for the integrator (0 when none waits)",
-        lambda: operations.integration_lag_s(app.state.pool) if hasattr(app.state, "pool") else None,
+        lambda: (
+            operations.integration_lag_s(app.state.unit_of_work)
+            if hasattr(app.state, "unit_of_work")
+            else None
+        ),
     )
     install_problem_handlers(app)
     install_problem_examples(app)

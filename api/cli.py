@@ -139,9 +139,7 @@ def audit_export(
     settings = Settings()
     url = _prepare(settings)
     _, pool = _ledger(settings, url)
-    with pool.connection() as connection:
-        count = export_log(connection, directory, settings.log_origin)
-        connection.commit()
+    count = UnitOfWork(pool).read(lambda c: export_log(c, directory, settings.log_origin))
     pool.close()
     console.print(f"exported {count} entries to {directory}")
 

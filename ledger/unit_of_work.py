@@ -56,14 +56,15 @@ class UnitOfWork:
                     raise
         raise LedgerUnavailable(f"gave up after {TRANSACTION_RETRIES_MAX} attempts: {last_error}")
 
-    def read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def read(self, work: Callable[[psycopg.Connection[Any]], T], *, timeout_s: float | None = None) -> T:
         """Run `work` in its own READ ONLY transaction (no retries needed), ended by COMMIT.
 
         COMMIT, not ROLLBACK: the two are the same for a transaction that cannot write, but psycopg
         forgets a connection's prepared statements on rollback (and deallocates them in the server). The
         pool's connections serve reads and writes alike, so each read used to cost the next transaction on
-        its connection a fresh parse and plan of every statement."""
-        with self.pool.connection() as connection:
+        its connection a fresh parse and plan of every statement. `timeout_s`: how long to wait for a
+        connection (the pool's default when None)."""
+        with self.pool.connection(timeout=timeout_s) as connection:
             connection.read_only = True  # the next BEGIN is BEGIN READ ONLY: a read cannot write
             try:
                 value = work(connection)

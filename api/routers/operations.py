@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from psycopg_pool import ConnectionPool
+
+from ledger.errors import LedgerError
+from ledger.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["operations"])
 READINESS_TIMEOUT_S = 2.0
@@ -40,13 +42,11 @@ def read_integrator_state(connection: psycopg.Connection[Any]) -> IntegratorStat
     return IntegratorState(float(row[0]), row[1], row[2])
 
 
-def integration_lag_s(pool: ConnectionPool[Any]) -> float | None:
+def integration_lag_s(unit_of_work: UnitOfWork) -> float | None:
     """For the metrics scrape: the oldest waiting event's age, or None when the database cannot say."""
     try:
-        with pool.connection(timeout=READINESS_TIMEOUT_S) as connection:
-            state = read_integrator_state(connection)
-            connection.commit()  # not rollback: psycopg forgets prepared statements on rollback
-    except psycopg.Error:
+        state = unit_of_work.read(read_integrator_state, timeout_s=READINESS_TIMEOUT_S)
+    except (psycopg.Error, LedgerError):
         return None
     return state.oldest_waiting_s
 
@@ -59,9 +59,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
     try:
-        with request.app.state.pool.connection(timeout=READINESS_TIMEOUT_S) as connection:
-            state = read_integrator_state(connection)
-            connection.commit()  # not rollback: psycopg forgets prepared statements on rollback
+        state = request.app.state.unit_of_work.read(read_integrator_state, timeout_s=READINESS_TIMEOUT_S)
     except Exception as error:  # any failure means not ready; say which
         return JSONResponse({"status": "unavailable", "database": type(error).__name__}, status_code=503)
     lag_max_s = request.app.state.settings.readiness_integration_lag_s_max
