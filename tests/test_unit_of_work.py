@@ -93,3 +93,11 @@ _FEW_FAILURES = """
 INSERT INTO redemption_failures (id, result, request_hash, "timestamp")
 SELECT gen_random_uuid(), 2, '\\x00', n FROM generate_series(1, 30) n
 """
+
+
+def test_a_read_whose_connection_dies_says_the_database_is_unavailable(one_connection):
+    unit_of_work = UnitOfWork(one_connection)
+    with pytest.raises(LedgerUnavailable):
+        unit_of_work.read(lambda c: c.execute("SELECT pg_terminate_backend(pg_backend_pid())"))
+    # The pool replaces the lost connection; the next read works.
+    assert unit_of_work.read(lambda c: c.execute("SELECT 3").fetchone()) == (3,)
