@@ -7,7 +7,8 @@ In a fresh scratch database (on AMIYAN_DATABASE_URL, else the embedded server): 
 service (`amiyan serve`) on a free local port and 32 client threads (keep-alive connections, one request
 in flight each) send pre-signed single redemptions — `POST /v1/providers/{id}/redemptions`, with the API
 key, the terminal's signature, the Ed25519 token check, policy, limits and receipt all on. Every answer is
-checked `ok`. The load generator runs on the same machine. The last line is exactly
+checked `ok`. The load generator runs on the same machine; the line before the last says how the CPU of
+each redemption split between it, the server and a local PostgreSQL. The last line is exactly
 `api_bench: redemptions_per_s=<int> p50_ms=<float> p99_ms=<float>`.
 """
 
@@ -32,6 +33,7 @@ from api.credentials import CredentialKind, Role, create_credential
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
+from bench.process_cpu import children, cpu_seconds, postgres_pids
 from bench.voucher_bench import bench_issue, setup
 from ledger.audit.canonical import canonical_bytes
 from ledger.ids import new_id
@@ -123,6 +125,17 @@ def _load(
     return time.perf_counter() - started, latencies, failures
 
 
+def _cpu_split(before: tuple, after: tuple, count: int) -> str:
+    """CPU per redemption of the load generator (this process), the server and a local PostgreSQL."""
+    own = (after[0].user + after[0].system - before[0].user - before[0].system) / count * 1e6
+    parts = [f"load generator {own:.0f} µs"]
+    for name, start, end in (("server", before[1], after[1]), ("PostgreSQL", before[2], after[2])):
+        parts.append(
+            f"{name} {(end - start) / count * 1e6:.0f} µs" if start is not None and end else f"{name} ?"
+        )
+    return "CPU per redemption: " + ", ".join(parts) + " (PostgreSQL: the local server's processes)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redemptions", type=int, default=12_000)
@@ -159,7 +172,12 @@ def main() -> None:
         server = _serve(url, port, data_dir, args.workers)
         try:
             _load(port, work[:500], args.clients)  # warm up: connections, caches, plans
+            server_pids, database_pids = children(server.pid), postgres_pids()
+            before = (os.times(), cpu_seconds(server_pids), cpu_seconds(database_pids))
             elapsed, latencies, failures = _load(port, work[500:], args.clients)
+            # A backend started meanwhile counts from its start; one that ended meanwhile is missed.
+            database_pids = sorted(set(database_pids) | set(postgres_pids()))
+            after = (os.times(), cpu_seconds(server_pids), cpu_seconds(database_pids))
         finally:
             server.terminate()
             server.wait(30)
@@ -169,6 +187,7 @@ def main() -> None:
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
     print(f"{len(latencies)} redemptions in {elapsed:.1f} s from {args.clients} clients", flush=True)
+    print(_cpu_split(before, after, len(latencies)), flush=True)
     print(f"api_bench: redemptions_per_s={per_s} p50_ms={p50:.1f} p99_ms={p99:.1f}")
 
 
