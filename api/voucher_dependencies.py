@@ -5,8 +5,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.redemption_envelopes import TerminalOwners
-from ledger.vouchers.coalescer import RedemptionCoalescer
 from ledger.vouchers.service import VoucherLedger
 
 
@@ -20,17 +18,5 @@ async def get_holder_salt(request: Request) -> bytes:
     return salt
 
 
-async def get_redemption_coalescer(request: Request) -> RedemptionCoalescer:
-    coalescer: RedemptionCoalescer = request.app.state.redemption_coalescer
-    return coalescer
-
-
-async def get_terminal_owners(request: Request) -> TerminalOwners:
-    owners: TerminalOwners = request.app.state.terminal_owners
-    return owners
-
-
 VoucherLedgerDep = Annotated[VoucherLedger, Depends(get_voucher_ledger)]
-TerminalOwnersDep = Annotated[TerminalOwners, Depends(get_terminal_owners)]
-RedemptionCoalescerDep = Annotated[RedemptionCoalescer, Depends(get_redemption_coalescer)]
 HolderSaltDep = Annotated[bytes, Depends(get_holder_salt)]

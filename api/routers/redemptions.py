@@ -27,6 +27,7 @@ from api.metrics import Metrics, MetricsDep
 from api.openapi_examples import AUTHENTICATED, INVALID_REQUEST, JSON_BODY, problem_examples
 from api.redemption_envelopes import (
     ENVELOPE_INVALID,
+    TerminalOwners,
     batch_submission,
     redeem_coalesced,
     redeem_for_provider,
@@ -35,6 +36,7 @@ from api.redemption_envelopes import (
 from api.routers.providers import NOT_OURS
 from api.schemas.redemptions import RedemptionAnswer, RedemptionBatchIn, SingleRedemptionIn
 from api.voucher_dependencies import VoucherLedgerDep
+from ledger.vouchers.coalescer import RedemptionCoalescer
 from ledger.vouchers.receipts import RedemptionOutcome
 
 router = APIRouter(
@@ -65,11 +67,11 @@ async def redeem(provider_id: uuid.UUID, envelope: SingleRedemptionIn, request: 
     # The busiest route reads its collaborators from the app's state rather than as dependencies: FastAPI
     # resolves each dependency on every request, at a cost that showed in the HTTP benchmark.
     state = request.app.state
-    submission = single_submission(envelope)
-    outcomes, receipt = await redeem_coalesced(
-        state.terminal_owners, state.redemption_coalescer, provider_id, submission
-    )
-    _count(state.metrics, outcomes)
+    owners: TerminalOwners = state.terminal_owners
+    coalescer: RedemptionCoalescer = state.redemption_coalescer
+    metrics: Metrics = state.metrics
+    outcomes, receipt = await redeem_coalesced(owners, coalescer, provider_id, single_submission(envelope))
+    _count(metrics, outcomes)
     return RedemptionAnswer.of(outcomes, receipt)
 
 
