@@ -42,6 +42,7 @@ from api.credentials import (
     parse_api_key,
     secret_matches,
 )
+from api.openapi_examples import edit_openapi
 from api.problems import Problem
 from api.rate_limits import TokenBuckets
 from api.tokens import TokenAuthority, TokenExpired, TokenInvalid
@@ -321,19 +322,14 @@ OwnProviderId = Annotated[uuid.UUID, Depends(own_provider_id)]
 def install_security_schemes(app: FastAPI) -> None:
     """Document the two security schemes, and require one of them on every operation that authenticates
     (whose dependencies include `authenticate`)."""
-    generate = app.openapi
     schemes = {scheme.scheme_name: scheme for scheme in (api_key_scheme, oauth2_scheme)}
+    requirement: list[dict[str, list[str]]] = [{name: []} for name in schemes]
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = generate()
-        components = document.setdefault("components", {})
-        components["securitySchemes"] = {
+    def add_security(document: dict[str, Any]) -> None:
+        document.setdefault("components", {})["securitySchemes"] = {
             name: scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
             for name, scheme in schemes.items()
         }
-        requirement: list[dict[str, list[str]]] = [{name: []} for name in schemes]
         # The routes as FastAPI's own document generator walks them (included routers' dependencies too).
         for route in iter_route_contexts(app.routes):
             if not isinstance(route.original_route, APIRoute) or not _authenticates(route.dependant):
@@ -342,10 +338,8 @@ def install_security_schemes(app: FastAPI) -> None:
             for method in route.methods or ():
                 if method.lower() in operations:
                     operations[method.lower()]["security"] = requirement
-        app.openapi_schema = document
-        return document
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    edit_openapi(app, add_security)
 
 
 def _authenticates(dependant: Dependant) -> bool:

@@ -6,9 +6,10 @@ A route names the problems it may send, by status, with their stable codes::
 
 and `install_problem_examples` gives every other documented problem status an example built from its
 generic code (401 `unauthenticated`, 429 `rate_limited`, ...), so no error in the document is without one.
+`edit_openapi` is how this and other additions (the security schemes, `api.auth`) change the document.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from fastapi import FastAPI
@@ -86,22 +87,32 @@ def refusal_examples(kind: RefusalKind, *codes: str) -> Mapping[int, Sequence[Pr
     return {status: [(code, CODE_BY_STATUS[status][1]) for code in codes]}
 
 
-def install_problem_examples(app: FastAPI) -> None:
-    """Give each problem response of the document that has no example one from its status's generic code."""
+def edit_openapi(app: FastAPI, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Have `edit` change the document FastAPI generates, once, before it is cached and served. Edits
+    installed one after another run in that order."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = generate()
-        for operations in document.get("paths", {}).values():
-            for operation in operations.values():
-                for status, response in operation.get("responses", {}).items():
-                    media = response.get("content", {}).get(PROBLEM_MEDIA_TYPE)
-                    if media is not None and "examples" not in media and status.isdigit():
-                        code, title = CODE_BY_STATUS.get(int(status), (f"http_{status}", "HTTP error"))
-                        media["examples"] = {code: _example(int(status), code, title)}
+        edit(document)
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_problem_examples(app: FastAPI) -> None:
+    """Give each problem response of the document that has no example one from its status's generic code."""
+    edit_openapi(app, _add_problem_examples)
+
+
+def _add_problem_examples(document: dict[str, Any]) -> None:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                media = response.get("content", {}).get(PROBLEM_MEDIA_TYPE)
+                if media is not None and "examples" not in media and status.isdigit():
+                    code, title = CODE_BY_STATUS.get(int(status), (f"http_{status}", "HTTP error"))
+                    media["examples"] = {code: _example(int(status), code, title)}
