@@ -42,7 +42,7 @@ from api.credentials import (
     parse_api_key,
     secret_matches,
 )
-from api.openapi_examples import edit_openapi
+from api.openapi_examples import ROLE_FORBIDDEN, edit_openapi
 from api.problems import Problem
 from api.rate_limits import TokenBuckets
 from api.tokens import TokenAuthority, TokenExpired, TokenInvalid
@@ -259,6 +259,15 @@ def _charge_rate_limit(buckets: TokenBuckets, principal: Principal) -> None:
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
+def _role_forbidden(roles: str) -> Problem:
+    return Problem(403, *ROLE_FORBIDDEN, f"needs: {roles}")
+
+
+def _provider_not_found() -> Problem:
+    """The same answer whether the provider does not exist or is another's."""
+    return Problem(404, "provider_not_found", "No such provider")
+
+
 def require_role(*roles: Role) -> params.Depends:
     """A dependency that admits only these roles (403 otherwise) and gives the `Principal`."""
     admitted = frozenset(roles)
@@ -266,7 +275,7 @@ def require_role(*roles: Role) -> params.Depends:
 
     async def check_role(principal: CurrentPrincipal) -> Principal:
         if principal.role not in admitted:
-            raise Problem(403, "role_forbidden", "This credential's role may not do that", f"needs: {names}")
+            raise _role_forbidden(names)
         return principal
 
     dependency: params.Depends = Depends(check_role)
@@ -300,9 +309,9 @@ def require_own_provider() -> params.Depends:
 
     async def check_own_provider(provider_id: uuid.UUID, principal: CurrentPrincipal) -> Principal:
         if principal.role is not Role.provider:
-            raise Problem(403, "role_forbidden", "This credential's role may not do that", "needs: provider")
+            raise _role_forbidden(Role.provider)
         if principal.provider_id != provider_id:
-            raise Problem(404, "provider_not_found", "No such provider")
+            raise _provider_not_found()
         return principal
 
     dependency: params.Depends = Depends(check_own_provider)
@@ -312,7 +321,7 @@ def require_own_provider() -> params.Depends:
 async def own_provider_id(provider_id: uuid.UUID, principal: CurrentPrincipal) -> uuid.UUID:
     """A ``{provider_id}`` path parameter the caller may see: its own, for a provider (else 404)."""
     if principal.role is Role.provider and principal.provider_id != provider_id:
-        raise Problem(404, "provider_not_found", "No such provider")
+        raise _provider_not_found()
     return provider_id
 
 
