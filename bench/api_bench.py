@@ -131,7 +131,9 @@ def _cpu_split(before: tuple, after: tuple, count: int) -> str:
     parts = [f"load generator {own:.0f} µs"]
     for name, start, end in (("server", before[1], after[1]), ("PostgreSQL", before[2], after[2])):
         parts.append(
-            f"{name} {(end - start) / count * 1e6:.0f} µs" if start is not None and end else f"{name} ?"
+            f"{name} {(end - start) / count * 1e6:.0f} µs"
+            if start is not None and end is not None
+            else f"{name} ?"
         )
     return "CPU per redemption: " + ", ".join(parts) + " (PostgreSQL: the local server's processes)"
 
