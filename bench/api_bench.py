@@ -33,6 +33,7 @@ from api.credentials import CredentialKind, Role, create_credential
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
+from bench.machine_speed import machine_speed
 from bench.process_cpu import children, cpu_seconds, postgres_pids
 from bench.voucher_bench import bench_issue, setup
 from ledger.audit.canonical import canonical_bytes
@@ -147,6 +148,7 @@ def main() -> None:
     configure_logging("json", "warning")
     settings = Settings()
     server_url = resolve_database_url(settings)
+    print(machine_speed(server_url), flush=True)
     with scratch_database(server_url, "amiyan_api_bench") as url, tempfile.TemporaryDirectory() as data_dir:
         upgrade_database(url)
         pool = create_pool(url, settings.database_role, size_max=8)

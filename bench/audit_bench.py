@@ -34,6 +34,7 @@ from ledger_bench import bench_core, make_transfers, open_accounts
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
+from bench.machine_speed import machine_speed
 from ledger.audit.export import export_log
 from ledger.audit.integrator import Integrator
 from ledger.audit.signed_note import generate_signer, parse_signer_key
@@ -84,6 +85,7 @@ def main() -> None:
 
     server_url = resolve_database_url(Settings())
     signer_key, verifier_key = generate_signer("bench.amiyan.kz")
+    print(machine_speed(server_url), flush=True)
     with scratch_database(server_url, "amiyan_audit_bench") as url:
         upgrade_database(url)
         pool = create_pool(url, "amiyan_app", 4)

@@ -22,6 +22,7 @@ from api.cli_treasury import issuance_workers
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
+from bench.machine_speed import machine_speed
 from ledger.identity import BinEntityType, Sex, make_valid_bin, make_valid_iin, make_valid_kz_iban
 from ledger.ids import new_id
 from ledger.money import Asset
@@ -91,6 +92,7 @@ def main() -> None:
     arguments = parser.parse_args()
     configure_logging("json", "warning")
     server = resolve_database_url(Settings())
+    print(machine_speed(server), flush=True)
     with tempfile.TemporaryDirectory() as directory, scratch_database(server, "amiyan_issuance_bench") as url:
         path = Path(directory) / "eligibility.csv"
         write_list(path, arguments.vouchers)

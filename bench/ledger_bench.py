@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from api.database import create_pool, resolve_database_url, scratch_database, upgrade_database
 from api.logs import configure_logging
 from api.settings import Settings
+from bench.machine_speed import machine_speed
 from ledger.accounts import Account, AccountType
 from ledger.coalescer import TransferCoalescer
 from ledger.ids import new_id
@@ -220,6 +221,7 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     server_url = resolve_database_url(Settings())
+    print(machine_speed(server_url), flush=True)
     with scratch_database(server_url, "amiyan_bench") as url:
         upgrade_database(url)
         with psycopg.connect(url, autocommit=True) as connection:

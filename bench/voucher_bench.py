@@ -36,6 +36,7 @@ from api.logs import configure_logging
 from api.serving import GIL_SWITCH_INTERVAL_S, quiet_garbage_collector
 from api.settings import Settings
 from bench.ledger_bench import run_threads
+from bench.machine_speed import machine_speed
 from ledger.accounts import Account, AccountType
 from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
 from ledger.ids import new_id
@@ -255,6 +256,7 @@ def main() -> None:
     configure_logging("json", "warning")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the service runs (api/serving.py)
     settings = Settings()
+    print(machine_speed(resolve_database_url(settings)), flush=True)
     with scratch_database(resolve_database_url(settings), "amiyan_voucher_bench") as url:
         upgrade_database(url)
         pool = create_pool(url, settings.database_role, size_max=40)
