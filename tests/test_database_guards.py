@@ -77,6 +77,34 @@ def test_an_accounts_identity_is_immutable_even_for_the_owner(owner_connection, 
     assert (error.sqlstate, error.diag.constraint_name) == ("23001", "accounts_permanent")
 
 
+def test_applying_a_batchs_deltas_locks_no_account_row_before_updating_it(owner_connection, ledger):
+    """Any BEFORE UPDATE row trigger on accounts, whatever its column list, makes PostgreSQL lock each row
+    and log that lock before updating it: the identity guard is an AFTER trigger so that the hot path's
+    counter updates write one WAL record an account, not two."""
+    accounts = sorted([new_id() for _ in range(6)])
+    ledger.create_accounts([Account(a, Asset.KZT, AccountType.OPERATOR) for a in accounts])
+    owner_connection.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+    owner_connection.commit()
+    start = owner_connection.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+    xid = owner_connection.execute("SELECT txid_current()").fetchone()[0]
+    half = len(accounts) // 2
+    debits = [5 if n < half else 0 for n in range(len(accounts))]
+    zeros = [0] * len(accounts)
+    owner_connection.execute(
+        "SELECT ledger_apply_deltas(%s::uuid[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::int[], %s::int[], %s::int[], %s::smallint[])",
+        (accounts, zeros, debits, zeros, debits[::-1], zeros, zeros, zeros, [int(Asset.KZT)] * len(accounts)),
+    )
+    owner_connection.commit()
+    records = owner_connection.execute(
+        "SELECT resource_manager, record_type FROM pg_get_wal_records_info(%s, pg_current_wal_flush_lsn())"
+        " WHERE xid::text = %s::text",
+        (start, xid),
+    ).fetchall()
+    heap = sorted(kind for manager, kind in records if manager == "Heap")
+    assert heap and set(heap) <= {"HOT_UPDATE", "UPDATE"} and len(heap) == len(accounts), records
+
+
 def test_amount_must_be_positive_at_the_database(owner_connection, ledger):
     a, b = new_id(), new_id()
     ledger.create_accounts(
