@@ -95,6 +95,11 @@ def test_applying_a_batchs_deltas_locks_no_account_row_before_updating_it(owner_
         " %s::int[], %s::int[], %s::int[], %s::smallint[])",
         (accounts, zeros, debits, zeros, debits[::-1], zeros, zeros, zeros, [int(Asset.KZT)] * len(accounts)),
     )
+    # Undone, not committed: counters moved without transfers would break the ledger's invariants for
+    # every later test. A transaction that writes (a rollback or a read-only commit does not flush the WAL)
+    # then flushes the WAL that holds the update's records.
+    owner_connection.rollback()
+    owner_connection.execute("CREATE TEMPORARY TABLE flush_the_wal ()")
     owner_connection.commit()
     records = owner_connection.execute(
         "SELECT resource_manager, record_type FROM pg_get_wal_records_info(%s, pg_current_wal_flush_lsn())"
