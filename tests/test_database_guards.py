@@ -86,7 +86,7 @@ def test_applying_a_batchs_deltas_locks_no_account_row_before_updating_it(owner_
     owner_connection.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
     owner_connection.commit()
     start = owner_connection.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
-    xid = owner_connection.execute("SELECT txid_current()").fetchone()[0]
+    xid = owner_connection.execute("SELECT pg_current_xact_id()::xid::text").fetchone()[0]
     half = len(accounts) // 2
     debits = [5 if n < half else 0 for n in range(len(accounts))]
     zeros = [0] * len(accounts)
@@ -103,7 +103,7 @@ def test_applying_a_batchs_deltas_locks_no_account_row_before_updating_it(owner_
     owner_connection.commit()
     records = owner_connection.execute(
         "SELECT resource_manager, record_type FROM pg_get_wal_records_info(%s, pg_current_wal_flush_lsn())"
-        " WHERE xid::text = %s::text",
+        " WHERE xid::text = %s",
         (start, xid),
     ).fetchall()
     heap = sorted(kind for manager, kind in records if manager == "Heap")
