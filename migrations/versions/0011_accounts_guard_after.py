@@ -25,11 +25,11 @@ down_revision = "0010_ledger_hot_path"
 branch_labels = None
 depends_on = None
 
-_IDENTITY = 'id, asset, code, user_data_128, user_data_64, user_data_32, "timestamp"'
-_NEW_IDENTITY = (
-    'NEW.id, NEW.asset, NEW.code, NEW.user_data_128, NEW.user_data_64, NEW.user_data_32, NEW."timestamp"'
-)
-_OLD_IDENTITY = _NEW_IDENTITY.replace("NEW.", "OLD.")
+# The columns that make an account what it is (0001's ledger_guard_account compares the same ones).
+_COLUMNS = ("id", "asset", "code", "user_data_128", "user_data_64", "user_data_32", '"timestamp"')
+_IDENTITY = ", ".join(_COLUMNS)
+_NEW_IDENTITY = ", ".join(f"NEW.{column}" for column in _COLUMNS)
+_OLD_IDENTITY = ", ".join(f"OLD.{column}" for column in _COLUMNS)
 
 UPGRADE = f"""
 DROP TRIGGER accounts_guard ON accounts;
