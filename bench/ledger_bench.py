@@ -1,14 +1,16 @@
 """Ledger core benchmark (not a test): what the core sustains against the physical floor of the same server.
 
     .venv/bin/python bench/ledger_bench.py [--transfers 200000] [--batch 1000] [--accounts 10000]
-                                           [--connections 2]
+                                           [--processes 2]
 
 Runs against AMIYAN_DATABASE_URL, else the embedded server, in a fresh scratch database. Measures, in one run:
 - core_tps: transfers between Zipf(s=1.1)-chosen accounts through `Ledger.create_transfers` in batches of B,
-  every result checked `ok`, from `--connections` writer threads sharing one Ledger (two by default: while
-  one batch is decided in Python the other is in the database, and both share the machine's two cores);
-- baseline_tps: the same rows by plain multi-row INSERT (B rows per transaction, same connection count) into
-  a table with the transfer table's columns and indexes, no checks and no balance updates;
+  every result checked `ok`, from `--processes` processes with one connection each (two by default, as
+  `amiyan serve --workers 2` runs; `--processes 0`: two threads of this process sharing one Ledger, whose
+  interpreter lock they wait for in turn, leaving the two cores about a quarter idle);
+- baseline_tps: the same rows by plain multi-row INSERT (B rows per transaction, from the same number of
+  processes and connections) into a table with the transfer table's columns and indexes, no checks and no
+  balance updates;
 - single_tps: 32 client threads, one transfer per request, coalesced into shared transactions;
 - single_floor_tps: 32 client threads doing single-row autocommit INSERTs into the plain table.
 The last line is exactly
@@ -22,8 +24,6 @@ import itertools
 import os
 import random
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from api.database import create_pool, resolve_database_url, scratch_database, up
 from api.logs import configure_logging
 from api.settings import Settings
 from bench.machine_speed import machine_speed
+from bench.workers import StartingLine, run_in_processes, run_threads
 from ledger.accounts import Account, AccountType
 from ledger.coalescer import TransferCoalescer
 from ledger.ids import new_id
@@ -88,30 +89,54 @@ def open_accounts(ledger: Ledger, count: int) -> list:
     return account_ids
 
 
-def run_threads(count: int, target: Callable[[int], None]) -> float:
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+THREADS = 2  # `--processes 0`: this many threads of this process instead
 
 
-def bench_core(ledger: Ledger, transfers: list[Transfer], batch: int, connections: int) -> int:
-    batches = [transfers[i : i + batch] for i in range(0, len(transfers), batch)]
+def bench_core(ledger: Ledger, transfers: list[Transfer], batch: int, threads: int) -> int:
+    """Transfers per second through one Ledger from `threads` threads of this process."""
+    batches = _batches(transfers, batch)
     failures: list[str] = []
-
-    def writer(n: int) -> None:
-        for events in batches[n::connections]:
-            results = ledger.create_transfers(events)
-            bad = [r for r in results if r is not CreateTransferResult.ok]
-            if bad:
-                failures.append(f"{len(bad)} not ok, e.g. {bad[0].name}")
-
-    elapsed = run_threads(connections, writer)
+    elapsed = run_threads(threads, lambda n: failures.extend(_write_core(ledger, batches[n::threads])))
     assert not failures, failures[:3]
     return int(len(transfers) / elapsed)
+
+
+def bench_core_in_processes(
+    url: str, warmup: list[Transfer], transfers: list[Transfer], batch: int, processes: int
+) -> int:
+    """Transfers per second from `processes` processes, each with its own Ledger and one connection, each
+    warmed up on its share of `warmup` before the clock starts."""
+    warm, timed = _batches(warmup, batch), _batches(transfers, batch)
+    shares = [(url, warm[n::processes], timed[n::processes]) for n in range(processes)]
+    elapsed, failures = run_in_processes(_core_process, shares)
+    assert not failures, failures[:3]
+    return int(len(transfers) / elapsed)
+
+
+def _core_process(
+    url: str, warmup: list[list[Transfer]], batches: list[list[Transfer]], line: StartingLine
+) -> None:
+    configure_logging("json", "warning")
+    pool = create_pool(url, "amiyan_app", size_max=2)
+    ledger = Ledger(UnitOfWork(pool))
+    failures = _write_core(ledger, warmup)  # statements prepared, accounts remembered
+    line.start()
+    line.finish(failures + _write_core(ledger, batches))
+    pool.close()
+
+
+def _write_core(ledger: Ledger, batches: list[list[Transfer]]) -> list[str]:
+    failures = []
+    for events in batches:
+        results = ledger.create_transfers(events)
+        bad = [r for r in results if r is not CreateTransferResult.ok]
+        if bad:
+            failures.append(f"{len(bad)} not ok, e.g. {bad[0].name}")
+    return failures
+
+
+def _batches(transfers: list[Transfer], batch: int) -> list[list[Transfer]]:
+    return [transfers[i : i + batch] for i in range(0, len(transfers), batch)]
 
 
 PLAIN_INSERT = """
@@ -122,9 +147,9 @@ SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::bigint[], %b::small
 """
 
 
-def _columns(events: list[Transfer], clock: "itertools.count[int]") -> tuple:
-    """The rows the core would write, as column arrays (in the same binary encoding the core uses): the
-    baseline writes exactly these, unchecked. A zero pending id stands for NULL; both are 16 bytes."""
+def _columns(events: list[Transfer], first_timestamp: int) -> tuple:
+    """The rows the core would write, as column arrays: the baseline writes exactly these, unchecked. A
+    zero pending id stands for NULL; both are 16 bytes."""
     n = len(events)
     today = dt.date(2026, 11, 23)
     return (
@@ -141,25 +166,39 @@ def _columns(events: list[Transfer], clock: "itertools.count[int]") -> tuple:
         [0] * n,
         [0] * n,
         [today] * n,
-        [next(clock) for _ in events],
+        list(range(first_timestamp, first_timestamp + n)),
     )
 
 
-def bench_baseline(url: str, transfers: list[Transfer], batch: int, connections: int) -> int:
+def bench_baseline(url: str, transfers: list[Transfer], batch: int, processes: int) -> int:
     """The floor: the same rows by one multi-row INSERT per batch (the statement shape the core uses for
-    its own insert), B rows per transaction, no checks, no balance updates."""
-    batches = [transfers[i : i + batch] for i in range(0, len(transfers), batch)]
-    clock = itertools.count(1)
-
-    def writer(n: int) -> None:
-        with psycopg.connect(url) as connection:
-            register_array_dumpers(connection)
-            for events in batches[n::connections]:
-                connection.execute(PLAIN_INSERT, _columns(events, clock))
-                connection.commit()
-
-    elapsed = run_threads(connections, writer)
+    its own insert), B rows per transaction, no checks, no balance updates; from `processes` processes
+    with a connection each (0: `THREADS` threads of this process)."""
+    numbered = [(i + 1, transfers[i : i + batch]) for i in range(0, len(transfers), batch)]
+    if processes:
+        elapsed, _ = run_in_processes(
+            _baseline_process, [(url, numbered[n::processes]) for n in range(processes)]
+        )
+    else:
+        elapsed = run_threads(THREADS, lambda n: _write_plain(url, numbered[n::THREADS]))
     return int(len(transfers) / elapsed)
+
+
+def _baseline_process(url: str, numbered: list[tuple[int, list[Transfer]]], line: StartingLine) -> None:
+    _write_plain(url, numbered, line)
+    line.finish([])
+
+
+def _write_plain(
+    url: str, numbered: list[tuple[int, list[Transfer]]], line: StartingLine | None = None
+) -> None:
+    with psycopg.connect(url) as connection:
+        register_array_dumpers(connection)
+        if line is not None:
+            line.start()
+        for first_timestamp, events in numbered:
+            connection.execute(PLAIN_INSERT, _columns(events, first_timestamp))
+            connection.commit()
 
 
 def bench_single(ledger: Ledger, transfers: list[Transfer]) -> int:
@@ -213,7 +252,12 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--transfers", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="writer processes, one connection each (0: two threads of one)",
+    )
     parser.add_argument("--single-transfers", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=20261123)
     args = parser.parse_args()
@@ -228,17 +272,25 @@ def main() -> None:
             connection.execute(
                 "CREATE TABLE plain_transfers (LIKE transfers INCLUDING DEFAULTS INCLUDING INDEXES)"
             )
-        pool = create_pool(url, "amiyan_app", size_max=max(4, args.connections + 2))
+        pool = create_pool(url, "amiyan_app", size_max=4)
         ledger = Ledger(UnitOfWork(pool))
         account_ids = open_accounts(ledger, args.accounts)
 
         warmup = make_transfers(account_ids, 20 * args.batch, rng)
-        bench_core(ledger, warmup, args.batch, args.connections)  # plans cached, caches warm
         transfers = make_transfers(account_ids, args.transfers, rng)
-        core_tps = bench_core(ledger, transfers, args.batch, args.connections)
-        print(f"core: {core_tps} transfers/s ({args.transfers} in batches of {args.batch})", flush=True)
-        baseline_tps = bench_baseline(url, transfers, args.batch, args.connections)
-        print(f"baseline: {baseline_tps} rows/s plain multi-row INSERT", flush=True)
+        if args.processes:
+            writers = f"{args.processes} processes"
+            core_tps = bench_core_in_processes(url, warmup, transfers, args.batch, args.processes)
+        else:
+            writers = f"{THREADS} threads of one process"
+            bench_core(ledger, warmup, args.batch, THREADS)  # statements prepared, accounts remembered
+            core_tps = bench_core(ledger, transfers, args.batch, THREADS)
+        print(
+            f"core: {core_tps} transfers/s ({args.transfers} in batches of {args.batch}, {writers})",
+            flush=True,
+        )
+        baseline_tps = bench_baseline(url, transfers, args.batch, args.processes)
+        print(f"baseline: {baseline_tps} rows/s plain multi-row INSERT ({writers})", flush=True)
         singles = make_transfers(account_ids, args.single_transfers, rng)
         single_tps = bench_single(ledger, singles)
         print(f"single: {single_tps} transfers/s from {CLIENTS} clients, coalesced", flush=True)

@@ -19,7 +19,6 @@ Every result is checked `ok`. The last line is exactly
 """
 
 import argparse
-import multiprocessing
 import os
 import sys
 import time
@@ -35,8 +34,8 @@ from api.database import create_pool, resolve_database_url, scratch_database, up
 from api.logs import configure_logging
 from api.serving import GIL_SWITCH_INTERVAL_S, quiet_garbage_collector
 from api.settings import Settings
-from bench.ledger_bench import run_threads
 from bench.machine_speed import machine_speed
+from bench.workers import StartingLine, run_in_processes, run_threads
 from ledger.accounts import Account, AccountType
 from ledger.identity import BinEntityType, Sex, iin_holder_hash, make_valid_bin, make_valid_iin, validate_iin
 from ledger.ids import new_id
@@ -161,7 +160,8 @@ def bench_batches(
         vouchers.close()
         pool.close()
     else:
-        elapsed, failures = _run_processes(url, issuer_seed, submissions, processes)
+        shares = [(url, issuer_seed, submissions[n::processes]) for n in range(processes)]
+        elapsed, failures = run_in_processes(_batch_process, shares)
     assert not failures, failures[:3]
     return int(len(tokens) / elapsed)
 
@@ -179,39 +179,14 @@ def _redeem_all(vouchers: VoucherLedger, submissions: list[Submission]) -> list[
     return failures
 
 
-def _run_processes(
-    url: str, issuer_seed: bytes, submissions: list[Submission], processes: int
-) -> tuple[float, list[str]]:
-    """Each process gets its share (pickled before the clock), connects, and waits at the barrier; the
-    clock runs from the barrier until the last process has answered."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes + 1)
-    answers = context.Queue()
-    workers = [
-        context.Process(
-            target=_batch_process, args=(url, issuer_seed, submissions[n::processes], barrier, answers)
-        )
-        for n in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    barrier.wait(timeout=120)
-    started = time.perf_counter()
-    failures: list[str] = [failure for _ in workers for failure in answers.get(timeout=600)]
-    elapsed = time.perf_counter() - started
-    for worker in workers:
-        worker.join(30)
-    return elapsed, failures
-
-
-def _batch_process(url: str, issuer_seed: bytes, submissions: list, barrier, answers) -> None:
+def _batch_process(url: str, issuer_seed: bytes, submissions: list, line: StartingLine) -> None:
     configure_logging("json", "warning")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     vouchers, pool = _batch_ledger(url, issuer_seed)
     pool.wait()  # connected before the clock starts
     quiet_garbage_collector()
-    barrier.wait(timeout=120)
-    answers.put(_redeem_all(vouchers, submissions))
+    line.start()
+    line.finish(_redeem_all(vouchers, submissions))
     vouchers.close()
     pool.close()
 
