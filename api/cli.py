@@ -16,7 +16,7 @@ from api.cli_treasury import treasury_app
 from api.credentials_cli import credentials_app
 from api.database import create_pool, downgrade_database, resolve_database_url, upgrade_database
 from api.logs import configure_logging
-from api.serving import audit_integrator, serve_database
+from api.serving import audit_integrator, exit_on_bad_server_cpus, serve_database
 from api.settings import Settings
 from ledger.service import Ledger
 from ledger.unit_of_work import UnitOfWork
@@ -69,6 +69,7 @@ def serve(
     """Start the HTTP API and the audit integrator (migrations apply first; embedded PostgreSQL unless
     AMIYAN_DATABASE_URL is set). `amiyan demo` serves a database with a month of business in it."""
     settings = Settings()
+    exit_on_bad_server_cpus(settings)
     serve_database(settings, _prepare(settings), host, port, workers)
 
 

@@ -15,7 +15,7 @@ from api.demo import DemoReport, demo_database_url, load_demo
 from api.demo_story import cast_people
 from api.log_keys import load_log_signer
 from api.logs import configure_logging
-from api.serving import audit_integrator, serve_database
+from api.serving import audit_integrator, exit_on_bad_server_cpus, serve_database
 from api.settings import Settings
 from api.voucher_secrets import load_holder_salt, load_issuer_signer
 from ledger.audit.export import export_log
@@ -35,6 +35,8 @@ def demo_command(
     a week of canteen meals, a pharmacy, a gas discount in digital tenge, the month settled into acts,
     invoices and payouts, the audit log verified offline — in a database of its own, then served."""
     settings = Settings()
+    if serve:
+        exit_on_bad_server_cpus(settings)  # now, not after the story
     # The story makes thousands of requests: its log would bury what the demo has to say.
     configure_logging(settings.log_format, "warning" if settings.log_level == "info" else settings.log_level)
     url = demo_database_url(resolve_database_url(settings), settings.demo_database, fresh)

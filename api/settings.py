@@ -2,11 +2,11 @@
 environment anywhere else."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     port: int = 8000
     # Server processes (`amiyan serve --workers`); see api/serving.py for what each one has of its own.
     server_workers: int = Field(default=1, ge=1, le=32)
+    # CPUs the server processes keep to, one each (api/serving.py, `pin_server_process`), written "1" or
+    # "0,1". Empty: the operating system places every thread where it likes.
+    server_cpus: Annotated[list[Annotated[int, Field(ge=0, le=4095)]], NoDecode] = []
     # The audit log's origin line (C2SP checkpoint) and its Ed25519 signer key (C2SP "PRIVATE+KEY+..."
     # string). Unset key: one is generated once into data_dir/log-signer.key (mode 0600).
     log_origin: str = "amiyan.kz/social-wallet/audit"
@@ -71,6 +74,17 @@ class Settings(BaseSettings):
     # Writer threads coalescing single redemptions into shared transactions. One is usually best: the
     # providers' receivables are hot accounts every batch updates, so two writers mostly wait on each other.
     redemption_writers: int = Field(default=1, ge=1, le=8)
+
+    @field_validator("server_cpus", mode="before")
+    @classmethod
+    def _comma_separated_cpus(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            for part in parts:
+                if not part.isdigit():
+                    raise ValueError(f"server_cpus: {part!r} is not a CPU number (write e.g. 1 or 0,1)")
+            return [int(part) for part in parts]
+        return value
 
     @model_validator(mode="after")
     def _redeem_window_covers_issue_window(self) -> "Settings":

@@ -1,13 +1,15 @@
 """HTTP API benchmark (not a test): single redemptions over HTTP from 32 concurrent clients.
 
-    .venv/bin/python bench/api_bench.py [--redemptions 12000] [--clients 32] [--workers 1]
+    .venv/bin/python bench/api_bench.py [--redemptions 12000] [--clients 32] [--workers 1] [--server-cpus 1]
 
 In a fresh scratch database (on AMIYAN_DATABASE_URL, else the embedded server): one canteen programme,
 16 canteens each with a terminal and an API key, and a voucher per redemption. Then it starts the real
 service (`amiyan serve`) on a free local port and 32 client threads (keep-alive connections, one request
 in flight each) send pre-signed single redemptions — `POST /v1/providers/{id}/redemptions`, with the API
 key, the terminal's signature, the Ed25519 token check, policy, limits and receipt all on. Every answer is
-checked `ok`. The load generator runs on the same machine; the line before the last says how the CPU of
+checked `ok`. The server runs as a deployment on a small virtual machine should: each server process kept
+to one CPU (AMIYAN_SERVER_CPUS; by default the machine's last CPU, or last N for N workers; see
+api/serving.py, `pin_server_process`). The load generator runs on the same machine; the line before the last says how the CPU of
 each redemption split between it, the server and a local PostgreSQL. The last line is exactly
 `api_bench: redemptions_per_s=<int> p50_ms=<float> p99_ms=<float>`.
 """
@@ -75,10 +77,10 @@ def _bodies(
     return work
 
 
-def _serve(url: str, port: int, data_dir: str, workers: int) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, data_dir: str, workers: int, cpus: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, AMIYAN_DATABASE_URL=url, AMIYAN_DATA_DIR=data_dir, AMIYAN_LOG_LEVEL="warning",
                AMIYAN_RATE_LIMIT_REQUESTS_PER_S="1000000", AMIYAN_RATE_LIMIT_BURST="1000000",
-               AMIYAN_POOL_SIZE_MAX="16", AMIYAN_LOG_FORMAT="json")  # fmt: skip
+               AMIYAN_POOL_SIZE_MAX="16", AMIYAN_LOG_FORMAT="json", AMIYAN_SERVER_CPUS=cpus)  # fmt: skip
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)]
     server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_S_MAX
@@ -144,7 +146,13 @@ def main() -> None:
     parser.add_argument("--redemptions", type=int, default=12_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes (amiyan serve --workers)")
+    parser.add_argument(
+        "--server-cpus",
+        help="AMIYAN_SERVER_CPUS for the server (default: the last --workers CPUs; '' for none)",
+    )
     args = parser.parse_args()
+    if args.server_cpus is None:
+        args.server_cpus = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0))[-args.workers :])
     configure_logging("json", "warning")
     settings = Settings()
     server_url = resolve_database_url(settings)
@@ -173,7 +181,7 @@ def main() -> None:
         gc.freeze()
         gc.set_threshold(20_000, 20, 10)
         port = _free_port()
-        server = _serve(url, port, data_dir, args.workers)
+        server = _serve(url, port, data_dir, args.workers, args.server_cpus)
         try:
             _load(port, work[:500], args.clients)  # warm up: connections, caches, plans
             server_pids, database_pids = children(server.pid), postgres_pids()
@@ -190,7 +198,10 @@ def main() -> None:
     per_s = int(len(latencies) / elapsed)
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    print(f"{len(latencies)} redemptions in {elapsed:.1f} s from {args.clients} clients", flush=True)
+    pinned = f"server on CPU {args.server_cpus}" if args.server_cpus else "server not pinned"
+    print(
+        f"{len(latencies)} redemptions in {elapsed:.1f} s from {args.clients} clients ({pinned})", flush=True
+    )
     print(_cpu_split(before, after, len(latencies)), flush=True)
     print(f"api_bench: redemptions_per_s={per_s} p50_ms={p50:.1f} p99_ms={p99:.1f}")
 

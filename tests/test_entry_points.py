@@ -124,16 +124,6 @@ def test_the_http_service_reads_accounts_and_answers_problems(environment, own_d
         assert invalid.status_code == 422 and invalid.json()["code"] == "invalid_request"
 
 
-def _workers(pid: int) -> int:
-    """Child processes of `pid` that multiprocessing spawned to run a worker."""
-    children = [
-        int(c)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for c in (task / "children").read_text().split()
-    ]
-    return sum(b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes() for child in children)
-
-
 def _get(port: int, path: str, api_key: str | None = None) -> int | None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # a new connection each time
     try:
@@ -145,6 +135,21 @@ def _get(port: int, path: str, api_key: str | None = None) -> int | None:
         connection.close()
 
 
+def _cpus_of_threads(pid: int) -> set[frozenset[int]]:
+    """The CPU sets the threads of process `pid` may run on."""
+    return {frozenset(os.sched_getaffinity(int(task.name))) for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def _worker_pids(pid: int) -> list[int]:
+    """Child processes of `pid` that multiprocessing spawned to run a worker."""
+    children = [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
 def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(environment, own_database):
     _, credited = _some_business(own_database)
     created = CliRunner().invoke(cli, ["credentials", "create", "--role", "operator", "--name", "newcomer"])
@@ -152,8 +157,10 @@ def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    cpus = sorted(os.sched_getaffinity(0))[-2:]  # two CPUs where the machine has them
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=os.environ.copy())
+    server_environment = os.environ | {"AMIYAN_SERVER_CPUS": ",".join(map(str, cpus))}
+    server = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=server_environment)
     try:
         deadline = time.monotonic() + 60
         while _get(port, "/healthz") != 200:
@@ -161,7 +168,12 @@ def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(
             time.sleep(0.2)
         statuses = [_get(port, f"/v1/ledger/accounts/{credited}", api_key) for _ in range(20)]
         assert statuses == [200] * 20
-        assert _workers(server.pid) == 2
+        workers = _worker_pids(server.pid)
+        assert len(workers) == 2
+        # each worker keeps every one of its threads on one CPU, and (with two to share) not the same one
+        worker_cpus = [_cpus_of_threads(worker) for worker in workers]
+        assert all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in worker_cpus)
+        assert {cpu for threads in worker_cpus for cpu in next(iter(threads))} == set(cpus)
         with psycopg.connect(own_database, autocommit=True) as connection:
             [(integrators,)] = connection.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -173,6 +185,46 @@ def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(
     finally:
         server.terminate()
         assert server.wait(30) == 0
+
+
+_PIN_ONE_PROCESS = """
+import os, sys, threading
+from api.serving import pin_server_process
+from api.settings import Settings
+started_before = threading.Event()
+waiting = threading.Thread(target=started_before.wait, daemon=True)
+waiting.start()
+cpu = pin_server_process(Settings())
+threads = {frozenset(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")}
+print(cpu, sorted(map(sorted, threads)))
+"""
+
+
+def test_a_server_process_pinned_to_a_cpu_keeps_every_thread_there(tmp_path):
+    last = max(os.sched_getaffinity(0))
+    environment = os.environ | {"AMIYAN_SERVER_CPUS": f"{last}", "AMIYAN_DATA_DIR": str(tmp_path)}
+    answer = subprocess.run(
+        [sys.executable, "-c", _PIN_ONE_PROCESS], env=environment, capture_output=True, text=True, check=True
+    )
+    # the thread that was running before the call is moved too, not only the ones started after it
+    assert answer.stdout.split(" ", 1) == [str(last), f"[[{last}]]\n"]
+
+
+def test_serving_on_a_cpu_the_process_may_not_use_is_refused_before_anything_starts():
+    beyond = max(os.sched_getaffinity(0)) + 1
+    result = CliRunner().invoke(cli, ["serve"], env={"AMIYAN_SERVER_CPUS": f"0,{beyond}"})
+    assert result.exit_code == 2
+    assert f"names CPU {beyond}, but this process may only run on CPUs" in result.output
+
+
+def test_server_cpus_are_written_as_a_comma_separated_list(monkeypatch):
+    monkeypatch.setenv("AMIYAN_SERVER_CPUS", " 0, 1 ")
+    assert Settings().server_cpus == [0, 1]
+    monkeypatch.setenv("AMIYAN_SERVER_CPUS", "")
+    assert Settings().server_cpus == []
+    monkeypatch.setenv("AMIYAN_SERVER_CPUS", "1;2")
+    with pytest.raises(ValueError, match="'1;2' is not a CPU number"):
+        Settings()
 
 
 def test_a_server_process_freezes_what_start_up_made_and_collects_its_young_objects_less_often():
