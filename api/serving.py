@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
+import structlog
 from psycopg_pool import ConnectionPool
 
 from api.database import create_pool
@@ -173,6 +174,7 @@ def pin_server_process(settings: Settings) -> int | None:
             os.sched_setaffinity(thread, {cpu})
         except ProcessLookupError:  # that thread has ended meanwhile
             continue
+    structlog.get_logger("api.serving").info("server_process_pinned", cpu=cpu, pid=os.getpid())
     return cpu
 
 
