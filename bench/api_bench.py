@@ -38,6 +38,7 @@ from api.settings import Settings
 from bench.machine_speed import machine_speed
 from bench.process_cpu import children, cpu_seconds, postgres_pids
 from bench.voucher_bench import bench_issue, setup
+from bench.workers import run_threads
 from ledger.audit.canonical import canonical_bytes
 from ledger.ids import new_id
 from ledger.service import Ledger
@@ -119,13 +120,7 @@ def _load(
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies, failures
+    return run_threads(clients, client), latencies, failures
 
 
 def _cpu_split(before: tuple, after: tuple, count: int) -> str:
