@@ -1,7 +1,7 @@
 """Ledger core benchmark (not a test): what the core sustains against the physical floor of the same server.
 
     .venv/bin/python bench/ledger_bench.py [--transfers 200000] [--batch 1000] [--accounts 10000]
-                                           [--processes 2]
+                                           [--processes 2] [--rounds 10]
 
 Runs against AMIYAN_DATABASE_URL, else the embedded server, in a fresh scratch database. Measures, in one run:
 - core_tps: transfers between Zipf(s=1.1)-chosen accounts through `Ledger.create_transfers` in batches of B,
@@ -11,6 +11,9 @@ Runs against AMIYAN_DATABASE_URL, else the embedded server, in a fresh scratch d
 - baseline_tps: the same rows by plain multi-row INSERT (B rows per transaction, as many connections) into
   a table with the transfer table's columns and indexes, no checks and no balance updates: the higher of
   two readings, from that many threads of this process and from that many processes;
+- core and baseline alternate in `--rounds` rounds, each sending its slice of the transfers through every
+  way in a rotating order, so that the machine's drift (here ±30 % within minutes) falls on all of them
+  alike and the ratio measures the code;
 - single_tps: 32 client threads, one transfer per request, coalesced into shared transactions;
 - single_floor_tps: 32 client threads doing single-row autocommit INSERTs into the plain table.
 The last line is exactly
@@ -19,7 +22,9 @@ The last line is exactly
 
 import argparse
 import bisect
+import contextlib
 import datetime as dt
+import functools
 import itertools
 import os
 import random
@@ -35,7 +40,7 @@ from api.database import create_pool, resolve_database_url, scratch_database, up
 from api.logs import configure_logging
 from api.settings import Settings
 from bench.machine_speed import machine_speed
-from bench.workers import StartingLine, run_in_processes, run_threads
+from bench.workers import ProcessTeam, StartingLine, run_threads
 from ledger.accounts import Account, AccountType
 from ledger.coalescer import TransferCoalescer
 from ledger.ids import new_id
@@ -96,32 +101,95 @@ def bench_core(ledger: Ledger, transfers: list[Transfer], batch: int, threads: i
     """Transfers per second through one Ledger from `threads` threads of this process."""
     batches = _batches(transfers, batch)
     failures: list[str] = []
-    elapsed = run_threads(threads, lambda n: failures.extend(_write_core(ledger, batches[n::threads])))
+    elapsed = run_threads(threads, functools.partial(_core_share, ledger, batches, threads, failures))
     assert not failures, failures[:3]
     return int(len(transfers) / elapsed)
 
 
-def bench_core_in_processes(
-    url: str, warmup: list[Transfer], transfers: list[Transfer], batch: int, processes: int
-) -> int:
-    """Transfers per second from `processes` processes, each with its own Ledger and one connection, each
-    warmed up on its share of `warmup` before the clock starts."""
-    warm, timed = _batches(warmup, batch), _batches(transfers, batch)
-    shares = [(url, warm[n::processes], timed[n::processes]) for n in range(processes)]
-    elapsed, failures = run_in_processes(_core_process, shares)
+def bench_core_and_baseline(
+    url: str, ledger: Ledger, warmup: list[Transfer], transfers: list[Transfer], batch: int, processes: int,
+    rounds: int,
+) -> tuple[int, dict[str, int]]:  # fmt: skip
+    """core_tps, and baseline_tps by way of running its writers, measured in `rounds` alternating rounds:
+    each round sends its slice of the batches through the core and writes the same slice to the plain
+    table(s), the phases in a rotating order, so that a neighbour who slows the machine for a while slows
+    both alike. Core and processes' baseline: `processes` processes, each with its own Ledger and one
+    connection (warmed up on its share of `warmup` first); the threads' baseline: as many threads of this
+    process. With `processes` 0 the core runs in `THREADS` threads of this process sharing `ledger`."""
+    batches = _batches(transfers, batch)
+    numbered = [(n * batch + 1, events) for n, events in enumerate(batches)]
+    size = -(-len(batches) // rounds)
+    slices = [slice(r * size, (r + 1) * size) for r in range(rounds)]
+    writers = processes or THREADS
+    table = "plain_transfers_threads" if processes else "plain_transfers"  # the threads' baseline
+    elapsed = dict.fromkeys(["core", f"{processes} processes", f"{writers} threads"], 0.0)
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        plain = [stack.enter_context(_plain_connection(url)) for _ in range(writers)]
+        if processes:
+            warm = _batches(warmup, batch)
+            shares = [
+                (url, warm[n::processes], [batches[s][n::processes] for s in slices],
+                 [numbered[s][n::processes] for s in slices])
+                for n in range(processes)
+            ]  # fmt: skip
+            team = stack.enter_context(ProcessTeam(_ledger_process, shares))
+            phases = ["core", f"{processes} processes", f"{writers} threads"]
+        else:
+            bench_core(ledger, warmup, batch, THREADS)  # statements prepared, accounts remembered
+            phases = ["core", f"{writers} threads"]
+        for r, part in enumerate(slices):
+            turn = r % len(phases)
+            for phase in phases[turn:] + phases[:turn]:
+                if phase == "core" and processes:
+                    seconds, failed = team.run(("core", r))
+                    failures.extend(failed)
+                elif phase == "core":
+                    share = functools.partial(_core_share, ledger, batches[part], writers, failures)
+                    seconds = run_threads(writers, share)
+                elif phase.endswith("processes"):
+                    seconds, _ = team.run(("plain", r))
+                else:
+                    seconds = run_threads(
+                        writers, functools.partial(_plain_share, plain, table, numbered[part])
+                    )
+                elapsed[phase] += seconds
     assert not failures, failures[:3]
-    return int(len(transfers) / elapsed)
+    baselines = {way: int(len(transfers) / elapsed[way]) for way in phases if way != "core"}
+    return int(len(transfers) / elapsed["core"]), baselines
 
 
-def _core_process(
-    url: str, warmup: list[list[Transfer]], batches: list[list[Transfer]], line: StartingLine
+def _core_share(
+    ledger: Ledger, batches: list[list[Transfer]], writers: int, failures: list[str], n: int
+) -> None:
+    failures.extend(_write_core(ledger, batches[n::writers]))
+
+
+def _plain_share(
+    connections: list[psycopg.Connection], table: str, numbered: list[tuple[int, list[Transfer]]], n: int
+) -> None:
+    _write_plain(connections[n], table, numbered[n :: len(connections)])
+
+
+def _ledger_process(
+    url: str,
+    warmup: list[list[Transfer]],
+    core_rounds: list[list[list[Transfer]]],
+    plain_rounds: list[list[tuple[int, list[Transfer]]]],
+    line: StartingLine,
 ) -> None:
     configure_logging("json", "warning")
     pool = create_pool(url, "amiyan_app", size_max=2)
     ledger = Ledger(UnitOfWork(pool))
     failures = _write_core(ledger, warmup)  # statements prepared, accounts remembered
-    line.start()
-    line.finish(failures + _write_core(ledger, batches))
+    with _plain_connection(url) as plain:
+        for kind, r in line.phases():
+            if kind == "core":
+                line.finish(failures + _write_core(ledger, core_rounds[r]))
+                failures = []
+            else:
+                _write_plain(plain, "plain_transfers", plain_rounds[r])
+                line.finish([])
     pool.close()
 
 
@@ -170,41 +238,19 @@ def _columns(events: list[Transfer], first_timestamp: int) -> tuple:
     )
 
 
-def bench_baseline(url: str, transfers: list[Transfer], batch: int, processes: int) -> dict[str, int]:
-    """The ceiling: the same rows by one multi-row INSERT per batch (the statement shape the core uses for
-    its own insert), B rows per transaction, no checks, no balance updates. Read two ways, each with as
-    many connections as the core had: from that many threads of this process, and (unless `processes` is
-    0) from that many processes, the plain table emptied in between. Rows per second by way; the caller
-    takes the higher. Neither way wins every time here: threads wait for each other's interpreter lock
-    while they build their arrays, and processes put four busy programs on two cores."""
-    numbered = [(i + 1, transfers[i : i + batch]) for i in range(0, len(transfers), batch)]
-    writers = processes or THREADS
-    elapsed = run_threads(writers, lambda n: _write_plain(url, numbered[n::writers]))
-    readings = {f"{writers} threads": int(len(transfers) / elapsed)}
-    if processes:
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute("TRUNCATE plain_transfers")
-        shares = [(url, numbered[n::processes]) for n in range(processes)]
-        elapsed, _ = run_in_processes(_baseline_process, shares)
-        readings[f"{processes} processes"] = int(len(transfers) / elapsed)
-    return readings
-
-
-def _baseline_process(url: str, numbered: list[tuple[int, list[Transfer]]], line: StartingLine) -> None:
-    _write_plain(url, numbered, line)
-    line.finish([])
+def _plain_connection(url: str) -> psycopg.Connection:
+    connection = psycopg.connect(url)
+    register_array_dumpers(connection)
+    return connection
 
 
 def _write_plain(
-    url: str, numbered: list[tuple[int, list[Transfer]]], line: StartingLine | None = None
+    connection: psycopg.Connection, table: str, numbered: list[tuple[int, list[Transfer]]]
 ) -> None:
-    with psycopg.connect(url) as connection:
-        register_array_dumpers(connection)
-        if line is not None:
-            line.start()
-        for first_timestamp, events in numbered:
-            connection.execute(PLAIN_INSERT, _columns(events, first_timestamp))
-            connection.commit()
+    statement = PLAIN_INSERT.replace("plain_transfers", table)
+    for first_timestamp, events in numbered:
+        connection.execute(statement, _columns(events, first_timestamp))
+        connection.commit()
 
 
 def bench_single(ledger: Ledger, transfers: list[Transfer]) -> int:
@@ -264,6 +310,9 @@ def main() -> None:
         default=2,
         help="writer processes, one connection each (0: two threads of one)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="rounds alternating core and baseline (one slice each)"
+    )
     parser.add_argument("--single-transfers", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=20261123)
     args = parser.parse_args()
@@ -275,29 +324,27 @@ def main() -> None:
     with scratch_database(server_url, "amiyan_bench") as url:
         upgrade_database(url)
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(
-                "CREATE TABLE plain_transfers (LIKE transfers INCLUDING DEFAULTS INCLUDING INDEXES)"
-            )
+            for table in ("plain_transfers", "plain_transfers_threads"):
+                connection.execute(
+                    f"CREATE TABLE {table} (LIKE transfers INCLUDING DEFAULTS INCLUDING INDEXES)"
+                )
         pool = create_pool(url, "amiyan_app", size_max=4)
         ledger = Ledger(UnitOfWork(pool))
         account_ids = open_accounts(ledger, args.accounts)
 
         warmup = make_transfers(account_ids, 20 * args.batch, rng)
         transfers = make_transfers(account_ids, args.transfers, rng)
-        if args.processes:
-            writers = f"{args.processes} processes"
-            core_tps = bench_core_in_processes(url, warmup, transfers, args.batch, args.processes)
-        else:
-            writers = f"{THREADS} threads of one process"
-            bench_core(ledger, warmup, args.batch, THREADS)  # statements prepared, accounts remembered
-            core_tps = bench_core(ledger, transfers, args.batch, THREADS)
+        core_tps, baselines = bench_core_and_baseline(
+            url, ledger, warmup, transfers, args.batch, args.processes, args.rounds
+        )
+        writers = f"{args.processes} processes" if args.processes else f"{THREADS} threads of one process"
         print(
-            f"core: {core_tps} transfers/s ({args.transfers} in batches of {args.batch}, {writers})",
+            f"core: {core_tps} transfers/s ({args.transfers} in batches of {args.batch}, {writers}; "
+            f"{args.rounds} rounds alternating with the baseline)",
             flush=True,
         )
-        baselines = bench_baseline(url, transfers, args.batch, args.processes)
         baseline_tps = max(baselines.values())
-        readings = ", ".join(f"{tps} from {way}" for way, tps in baselines.items())
+        readings = " and ".join(f"{tps} from {way}" for way, tps in baselines.items())
         print(
             f"baseline: {baseline_tps} rows/s plain multi-row INSERT (the higher of {readings})", flush=True
         )

@@ -9,7 +9,7 @@ import multiprocessing
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 START_TIMEOUT_S = 300  # a process that has not connected and warmed up by then has failed
@@ -28,46 +28,84 @@ def run_threads(count: int, target: Callable[[int], None]) -> float:
 
 
 class StartingLine:
-    """Handed to each benchmark process: it calls `start()` once it is connected and warmed up (and
-    waits there until every process is), and `finish(failures)` when its share is done."""
+    """Handed to each benchmark process. The process sets up (connects, warms up), then either calls
+    `start()` once, does its share and calls `finish(failures)`; or runs phase after phase with
+    `for phase in line.phases(): ...; line.finish(failures)`. Every process starts each phase together
+    with the others."""
 
-    def __init__(self, go: Any, reports: Any) -> None:
-        self._go = go
+    def __init__(self, commands: Any, reports: Any) -> None:
+        self._commands = commands
         self._reports = reports
 
-    def start(self) -> None:
+    def start(self) -> Any:
+        """Report ready, then wait for the first phase (returns it)."""
         self._reports.put(None)
-        if not self._go.wait(timeout=START_TIMEOUT_S):
-            raise TimeoutError("the other benchmark processes never got ready")
+        return self._commands.get(timeout=START_TIMEOUT_S)
+
+    def phases(self) -> Iterator[Any]:
+        """The phases the team runs, one by one, until it is closed."""
+        phase = self.start()
+        while phase is not None:
+            yield phase
+            phase = self._commands.get()
 
     def finish(self, failures: list[str]) -> None:
         self._reports.put(failures)
 
 
-def run_in_processes(
-    target: Callable[..., None], shares: Sequence[tuple[Any, ...]]
-) -> tuple[float, list[str]]:
+class ProcessTeam:
     """One fresh (spawned) process per share, each running `target(*share, line)` with a `StartingLine`.
-    Shares are pickled to the processes before the clock starts. The clock runs from the moment every
-    process has called `start()` until the last has called `finish()`; returns the seconds and every
-    process's failures. A process that dies stops the run with an error instead of a hang."""
-    context = multiprocessing.get_context("spawn")
-    go, reports = context.Event(), context.Queue()
-    workers = [context.Process(target=target, args=(*share, StartingLine(go, reports))) for share in shares]
-    for worker in workers:
-        worker.start()
-    try:
-        _collect(reports, workers, START_TIMEOUT_S)
-        go.set()
+    Shares are pickled to the processes before any clock starts; the team waits until every process is
+    ready. `run(phase)` starts a phase in all of them and times it until the last has finished. A process
+    that dies stops the run with an error instead of a hang."""
+
+    def __init__(self, target: Callable[..., None], shares: Sequence[tuple[Any, ...]]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._reports = context.Queue()
+        self._commands = [context.Queue() for _ in shares]
+        self._workers = [
+            context.Process(target=target, args=(*share, StartingLine(commands, self._reports)))
+            for share, commands in zip(shares, self._commands, strict=True)
+        ]
+        for worker in self._workers:
+            worker.start()
+        try:
+            _collect(self._reports, self._workers, START_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, phase: Any) -> tuple[float, list[str]]:
+        """Seconds until every process has finished `phase` (not None), and their failures."""
+        assert phase is not None
+        for commands in self._commands:
+            commands.put(phase)
         started = time.perf_counter()
-        failures = [failure for report in _collect(reports, workers, FINISH_TIMEOUT_S) for failure in report]
-        elapsed = time.perf_counter() - started
-    finally:
-        for worker in workers:
+        reports = _collect(self._reports, self._workers, FINISH_TIMEOUT_S)
+        return time.perf_counter() - started, [failure for report in reports for failure in report]
+
+    def close(self) -> None:
+        for commands in self._commands:
+            commands.put(None)
+        for worker in self._workers:
             worker.join(30)
             if worker.is_alive():
                 worker.kill()
-    return elapsed, failures
+
+    def __enter__(self) -> "ProcessTeam":
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
+
+
+def run_in_processes(
+    target: Callable[..., None], shares: Sequence[tuple[Any, ...]]
+) -> tuple[float, list[str]]:
+    """A `ProcessTeam` for one phase: each process calls `line.start()`, does its share and calls
+    `line.finish(failures)`; returns the seconds from the start to the last finish, and the failures."""
+    with ProcessTeam(target, shares) as team:
+        return team.run("start")
 
 
 def _collect(reports: Any, workers: list[Any], timeout_s: float) -> list[Any]:
