@@ -162,10 +162,10 @@ def pin_server_process(settings: Settings) -> int | None:
     the other workers keep the other CPUs.
 
     Each worker process claims a CPU of its own through a lock file in the data directory; with more
-    workers than CPUs listed, the rest share them."""
+    workers than CPUs listed, the rest share them. `serve_database` has checked the CPUs before any worker
+    starts (`check_server_cpus`); workers inherit the affinity it checked against."""
     if not settings.server_cpus:
         return None
-    check_server_cpus(settings)
     cpu = _claim_cpu(settings.server_cpus, settings.data_dir / "server-cpus")
     tasks = Path("/proc/self/task")
     threads = [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [0]

@@ -7,10 +7,10 @@ In a fresh scratch database (on AMIYAN_DATABASE_URL, else the embedded server): 
 service (`amiyan serve`) on a free local port and 32 client threads (keep-alive connections, one request
 in flight each) send pre-signed single redemptions — `POST /v1/providers/{id}/redemptions`, with the API
 key, the terminal's signature, the Ed25519 token check, policy, limits and receipt all on. Every answer is
-checked `ok`. The server runs as a deployment on a small virtual machine should: each server process kept
-to one CPU (AMIYAN_SERVER_CPUS; by default the machine's last CPU, or last N for N workers; see
-api/serving.py, `pin_server_process`). The load generator runs on the same machine; the line before the last says how the CPU of
-each redemption split between it, the server and a local PostgreSQL. The last line is exactly
+checked `ok`. The server runs as a deployment on a small virtual machine should: each server process kept to
+one CPU (AMIYAN_SERVER_CPUS; by default the machine's last CPU, or last N for N workers; see api/serving.py,
+`pin_server_process`). The load generator runs on the same machine; the line before the last says how the
+CPU of each redemption split between it, the server and a local PostgreSQL. The last line is exactly
 `api_bench: redemptions_per_s=<int> p50_ms=<float> p99_ms=<float>`.
 """
 

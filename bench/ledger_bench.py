@@ -114,15 +114,13 @@ def bench_core_and_baseline(
     each round sends its slice of the batches through the core and writes the same slice to the plain
     table(s), the phases in a rotating order, so that a neighbour who slows the machine for a while slows
     both alike. Core and processes' baseline: `processes` processes, each with its own Ledger and one
-    connection (warmed up on its share of `warmup` first); the threads' baseline: as many threads of this
-    process. With `processes` 0 the core runs in `THREADS` threads of this process sharing `ledger`."""
+    connection (warmed up on its share of `warmup` first), writing `plain_transfers`; the threads' baseline:
+    as many threads of this process, writing `plain_transfers_threads`. With `processes` 0 the core runs in `THREADS` threads of this process sharing `ledger`."""
     batches = _batches(transfers, batch)
     numbered = [(n * batch + 1, events) for n, events in enumerate(batches)]
     size = -(-len(batches) // rounds)
     slices = [slice(r * size, (r + 1) * size) for r in range(rounds)]
     writers = processes or THREADS
-    table = "plain_transfers_threads" if processes else "plain_transfers"  # the threads' baseline
-    elapsed = dict.fromkeys(["core", f"{processes} processes", f"{writers} threads"], 0.0)
     failures: list[str] = []
     with contextlib.ExitStack() as stack:
         plain = [stack.enter_context(_plain_connection(url)) for _ in range(writers)]
@@ -138,6 +136,7 @@ def bench_core_and_baseline(
         else:
             bench_core(ledger, warmup, batch, THREADS)  # statements prepared, accounts remembered
             phases = ["core", f"{writers} threads"]
+        elapsed = dict.fromkeys(phases, 0.0)
         for r, part in enumerate(slices):
             turn = r % len(phases)
             for phase in phases[turn:] + phases[:turn]:
@@ -150,9 +149,8 @@ def bench_core_and_baseline(
                 elif phase.endswith("processes"):
                     seconds, _ = team.run(("plain", r))
                 else:
-                    seconds = run_threads(
-                        writers, functools.partial(_plain_share, plain, table, numbered[part])
-                    )
+                    share = functools.partial(_plain_share, plain, "plain_transfers_threads", numbered[part])
+                    seconds = run_threads(writers, share)
                 elapsed[phase] += seconds
     assert not failures, failures[:3]
     baselines = {way: int(len(transfers) / elapsed[way]) for way in phases if way != "core"}

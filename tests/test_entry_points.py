@@ -192,7 +192,7 @@ def test_serving_with_two_workers_shares_the_keys_and_runs_one_audit_integrator(
 
 
 _PIN_ONE_PROCESS = """
-import os, sys, threading
+import os, threading
 from api.serving import pin_server_process
 from api.settings import Settings
 started_before = threading.Event()
